@@ -1,0 +1,1 @@
+"""Airflow operators (installed as ``pipeshield.operators``): thin adapters over the pipeshield core."""

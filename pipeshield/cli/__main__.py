@@ -1,0 +1,5 @@
+import sys
+
+from pipeshield.cli import main
+
+sys.exit(main())

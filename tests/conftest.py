@@ -1,0 +1,31 @@
+"""Shared fixtures. Component fixtures (Vault emulator, MLflow server, Airflow home) live in
+``tests/fixtures/`` and are registered here as pytest plugins."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _isolated_pipeshield_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own PIPESHIELD_HOME and no Vault settings from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("PIPESHIELD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PIPESHIELD_HOME", str(tmp_path / "pipeshield-home"))
+
+
+@pytest.fixture
+def master_key() -> bytes:
+    return os.urandom(32)
+
+
+@pytest.fixture
+def master_key_b64(master_key: bytes) -> str:
+    return base64.b64encode(master_key).decode()
