@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins = [
+    "tests.fixtures.airflow_env",
+    "tests.fixtures.mlflow_server",
+]
 
 
 @pytest.fixture(autouse=True)
