@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = [
-    "tests.fixtures.airflow_env",
-    "tests.fixtures.mlflow_server",
-]
+# every module of tests/fixtures/ is a pytest plugin (one module per real component)
+pytest_plugins = sorted(
+    f"tests.fixtures.{path.stem}"
+    for path in (Path(__file__).parent / "fixtures").glob("*.py")
+    if not path.stem.startswith("_")
+)
 
 
 @pytest.fixture(autouse=True)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
 from pipeshield import __version__
 from pipeshield.errors import PipeshieldError
 
-# Modules that add sub-commands; each defines register(subparsers).
-COMMAND_MODULES = (
-    "pipeshield.cli.keys",
-)
+
+def _command_modules() -> list[str]:
+    """Every public module of this package; each defines ``register(subparsers)``."""
+    return sorted(
+        f"{__name__}.{info.name}"
+        for info in pkgutil.iter_modules(__path__)
+        if not info.name.startswith("_")
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     version = subparsers.add_parser("version", help="print the pipeshield version")
     version.set_defaults(func=lambda args: print(__version__) or 0)
-    for module_name in COMMAND_MODULES:
+    for module_name in _command_modules():
         importlib.import_module(module_name).register(subparsers)
     return parser
 
