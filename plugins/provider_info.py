@@ -14,5 +14,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Security layer for ML pipelines: data gates, Vault envelope encryption, "
         "per-stage identity, signed MLflow models and lineage.",
         "versions": [__version__],
-        "connection-types": [],
+        "connection-types": [
+            {"connection-type": "pipeshield_vault", "hook-class-name": "pipeshield.hooks.keys.KeyProviderHook"},
+        ],
     }

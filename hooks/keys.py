@@ -1,0 +1,68 @@
+"""``KeyProviderHook``: the key provider for an operator, resolved the Airflow way.
+
+A connection (default id ``pipeshield_vault_default``, type ``pipeshield_vault``) names a Vault:
+host/port/schema give the address, password a token, extra the auth method and its fields
+(``auth``, ``role``, ``role_id``, ``secret_id_file``, ``transit_mount``, ``namespace``). When the
+connection does not exist, pipeshield's own settings apply (``PIPESHIELD_*``; local keyring by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from pipeshield.config import Settings
+from pipeshield.keys import KeyProvider, open_key_provider
+
+_EXTRA_FIELDS = ("auth", "role", "role_id", "secret_id_file", "jwt_file", "auth_mount", "transit_mount", "namespace")
+
+
+class KeyProviderHook(BaseHook):
+    """Builds the :class:`~pipeshield.keys.KeyProvider` an operator should use."""
+
+    conn_name_attr = "vault_conn_id"
+    default_conn_name = "pipeshield_vault_default"
+    conn_type = "pipeshield_vault"
+    hook_name = "pipeshield Vault"
+
+    def __init__(self, vault_conn_id: str = default_conn_name, stage: str | None = None) -> None:
+        super().__init__()
+        self.vault_conn_id = vault_conn_id
+        self.stage = stage
+
+    def get_settings(self) -> Settings:
+        """Settings from the connection when it exists, else from ``PIPESHIELD_*``."""
+        settings = Settings.load()
+        try:
+            conn = self.get_connection(self.vault_conn_id)
+        except AirflowNotFoundException:
+            return dataclasses.replace(settings, stage=self.stage or settings.stage)
+        scheme = conn.schema or "http"
+        address = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+        extra: dict[str, Any] = conn.extra_dejson
+        updates: dict[str, Any] = {"key_provider": "vault", "vault_addr": address, "stage": self.stage or settings.stage}
+        if conn.password:
+            updates["vault_token"] = conn.password
+        for field in _EXTRA_FIELDS:
+            if field in extra:
+                updates[f"vault_{field}"] = extra[field]
+        return Settings.load({**_as_env(settings), **{f"PIPESHIELD_{k.upper()}": str(v) for k, v in updates.items() if v is not None}})
+
+    def get_provider(self) -> KeyProvider:
+        return open_key_provider(self.get_settings())
+
+    def get_conn(self) -> KeyProvider:
+        return self.get_provider()
+
+
+def _as_env(settings: Settings) -> dict[str, str]:
+    """Settings back to PIPESHIELD_* variables, so connection values pass the same validation."""
+    env: dict[str, str] = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if value is not None:
+            env[f"PIPESHIELD_{field.name.upper()}"] = str(value)
+    return env
