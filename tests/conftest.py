@@ -19,9 +19,12 @@ pytest_plugins = sorted(
 
 @pytest.fixture(autouse=True)
 def _isolated_pipeshield_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own PIPESHIELD_HOME and no Vault settings from the developer's shell."""
+    """Every test gets its own PIPESHIELD_HOME and no Vault settings from the developer's shell.
+
+    (A real Vault given by VAULT_ADDR/VAULT_TOKEN is captured by the Vault fixture at start-up and
+    handed only to the tests that ask for it.)"""
     for name in list(os.environ):
-        if name.startswith("PIPESHIELD_"):
+        if name.startswith(("PIPESHIELD_", "VAULT_")) or name == "MLFLOW_TRACKING_URI":
             monkeypatch.delenv(name)
     monkeypatch.setenv("PIPESHIELD_HOME", str(tmp_path / "pipeshield-home"))
 
