@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 
 # every module of tests/fixtures/ is a pytest plugin (one module per real component)
+# (processes.py first: the other fixture modules import it)
 pytest_plugins = sorted(
-    f"tests.fixtures.{path.stem}"
-    for path in (Path(__file__).parent / "fixtures").glob("*.py")
-    if not path.stem.startswith("_")
+    (
+        f"tests.fixtures.{path.stem}"
+        for path in (Path(__file__).parent / "fixtures").glob("*.py")
+        if not path.stem.startswith("_")
+    ),
+    key=lambda name: (not name.endswith(".processes"), name),
 )
 
 

@@ -1,0 +1,28 @@
+{{/* Full name of a resource of this release. */}}
+{{- define "pipeshield.fullname" -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every resource. */}}
+{{- define "pipeshield.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* ServiceAccount name of a stage: (dict "root" $ "stage" $name "spec" $spec). */}}
+{{- define "pipeshield.stageServiceAccount" -}}
+{{- $sa := (.spec.serviceAccount | default dict) -}}
+{{- $sa.name | default (printf "%s-%s" (include "pipeshield.fullname" .root) .stage) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Pod security context shared by every pod. */}}
+{{- define "pipeshield.podSecurityContext" -}}
+{{ toYaml .Values.podSecurityContext }}
+{{- end -}}
+
+{{- define "pipeshield.containerSecurityContext" -}}
+{{ toYaml .Values.containerSecurityContext }}
+{{- end -}}

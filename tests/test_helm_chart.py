@@ -1,0 +1,115 @@
+"""The Helm chart: lint clean, renders, every manifest validates against a pinned Kubernetes version,
+secure defaults, one ServiceAccount and Vault role per stage, worker egress limited."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+from kubernetes_validate import utils as kubernetes_validate
+
+CHART = Path(__file__).resolve().parent.parent / "helm" / "pipeshield"
+KUBERNETES_VERSION = "1.33.0"
+
+
+def _render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    chart = helm.Chart.load(CHART)
+    rendered = chart.render(values, name="ps", namespace="ml")
+    return [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def _kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [m for m in manifests if m["kind"] == kind]
+
+
+def test_lint_is_clean() -> None:
+    report = helm.lint(CHART, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
+    assert report["errors"] == [] and report["messages"] == []
+
+
+def test_every_manifest_validates_against_kubernetes_schema() -> None:
+    manifests = _render()
+    assert len(manifests) >= 12
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+def test_each_stage_has_its_own_service_account_and_vault_role() -> None:
+    manifests = _render()
+    accounts = {m["metadata"]["labels"].get("pipeshield.io/stage"): m["metadata"]["name"]
+                for m in _kind(manifests, "ServiceAccount") if "pipeshield.io/stage" in m["metadata"]["labels"]}
+    assert set(accounts) == {"validate", "train", "register", "deploy", "serve"}
+    assert len(set(accounts.values())) == len(accounts)
+    roles = next(m for m in _kind(manifests, "ConfigMap") if m["metadata"]["name"].endswith("vault-roles"))
+    for stage, account in accounts.items():
+        role = json.loads(roles["data"][f"pipeshield-{stage}.json"])
+        assert role["bound_service_account_names"] == [account]
+        assert role["bound_service_account_namespaces"] == ["ml"]
+        assert role["token_policies"] == [f"pipeshield-{stage}"]
+    env = {m["data"]["PIPESHIELD_STAGE"]: m["data"] for m in _kind(manifests, "ConfigMap") if "PIPESHIELD_STAGE" in m.get("data", {})}
+    assert env["train"]["AIRFLOW__WORKERS__SECRETS_BACKEND_KWARG__KUBERNETES_ROLE"] == "pipeshield-train"
+    assert env["deploy"]["PIPESHIELD_VAULT_ROLE"] == "pipeshield-deploy"
+
+
+def test_no_container_runs_as_root_by_default() -> None:
+    pods = [m["spec"]["template"]["spec"] for m in _kind(_render(), "Deployment")]
+    assert pods
+    for pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["capabilities"]["drop"] == ["ALL"]
+
+
+def test_workers_may_reach_only_vault_mlflow_db_collector_and_dns() -> None:
+    policy = next(m for m in _kind(_render(), "NetworkPolicy") if m["metadata"]["name"].endswith("workers-egress"))
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"tier": "airflow", "component": "worker"}
+    ports = sorted((rule["ports"][0]["port"]) for rule in policy["spec"]["egress"])
+    assert ports == [53, 4318, 5000, 5432, 8200]
+    for rule in policy["spec"]["egress"]:
+        assert rule["to"], "every egress rule names its destination"
+
+
+def test_mlflow_uses_the_signed_registry_store() -> None:
+    deployment = next(m for m in _kind(_render(), "Deployment") if m["metadata"]["name"].endswith("mlflow"))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--registry-store-uri" in container["args"][0]
+    secret_keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"] if "valueFrom" in e}
+    assert "registry-store-uri" in secret_keys
+
+
+def test_custom_stage_gets_an_identity() -> None:
+    values = {"stages": {"feature-eng": {"vaultRole": "pipeshield-feature-eng", "vaultPolicies": ["pipeshield-feature-eng"]}}}
+    names = [m["metadata"]["name"] for m in _kind(_render(values), "ServiceAccount")]
+    assert "ps-pipeshield-feature-eng" in names
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"podSecurityContext": {"runAsNonRoot": False, "runAsUser": 0}},
+        {"containerSecurityContext": {"allowPrivilegeEscalation": True, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}},
+        {"stages": {"Train": {"vaultRole": "r", "vaultPolicies": ["p"]}}},
+        {"stages": {"train": {"vaultRole": "r", "vaultPolicies": ["root"]}}},
+        {"vault": {"address": "vault:8200", "namespaceSelector": {"a": "b"}, "port": 8200}},
+        {"unknownKey": 1},
+    ],
+)
+def test_schema_refuses_insecure_or_malformed_values(values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmValuesError):
+        helm.Chart.load(CHART).validate_schema(values)
+
+
+def test_airflow_overlay_points_at_the_rendered_configmap() -> None:
+    overlay = yaml.safe_load((CHART.parent / "airflow-values.yaml").read_text())
+    configmaps = {m["metadata"]["name"] for m in _kind(_render(), "ConfigMap")}
+    referenced = yaml.safe_load(overlay["extraEnvFrom"])[0]["configMapRef"]["name"]
+    assert referenced.replace("pipeshield-pipeshield", "ps-pipeshield") in configmaps
+    assert overlay["securityContexts"]["pod"]["runAsNonRoot"] is True
