@@ -35,9 +35,9 @@ def open_key_provider(settings: Settings | None = None) -> KeyProvider:
         from pipeshield.keys._vault import VaultTransitKeyProvider
 
         return VaultTransitKeyProvider.from_settings(settings)
-    assert settings.keyring_dir is not None and settings.master_key_file is not None
-    master_key = load_master_key(settings.master_key, settings.master_key_file)
-    return LocalKeyProvider(settings.keyring_dir, master_key)
+    keyring_dir = settings.keyring_dir or settings.home / "keyring"
+    master_key_file = settings.master_key_file or settings.home / "master.key"
+    return LocalKeyProvider(keyring_dir, load_master_key(settings.master_key, master_key_file))
 
 
 def __getattr__(name: str) -> object:

@@ -294,7 +294,8 @@ class LocalKeyProvider(KeyProvider):
     def _private_key(material: dict[str, Any], version: int) -> ec.EllipticCurvePrivateKey:
         der = base64.b64decode(material["versions"][str(version)]["key"])
         key = serialization.load_der_private_key(der, password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise KeyringCorruptedError("signing key material is not an EC private key")
         return key
 
 
