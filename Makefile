@@ -27,5 +27,10 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m pytest -m slow --run-soak $(PYTEST_ARGS)
 
+# CycloneDX 1.6 SBOM of pipeshield and everything installed with it.
+sbom: $(STAMP)
+	$(VENV)/bin/cyclonedx-py environment --pyproject pyproject.toml --sv 1.6 --of JSON -o sbom.cdx.json $(PY)
+	@echo "wrote sbom.cdx.json"
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -31,3 +31,53 @@ def test_nosec_markers_carry_a_test_id_and_reason() -> None:
                 if not marker.startswith("B") or len(marker.split(None, 1)) < 2:
                     bare.append(f"{path.relative_to(ROOT)}:{number}")
     assert bare == [], f"nosec without test id and reason: {bare}"
+
+
+_FORBIDDEN_LICENSES = ("AGPL", "Affero", "SSPL", "Server Side Public", "BUSL", "Business Source",
+                       "Commons Clause", "Elastic License")
+
+
+def _runtime_closure() -> set[str]:
+    """Names of the distributions pipeshield needs at run time (its requirements, transitively)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = ["pipeshield"]
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requirements = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requirements:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return seen
+
+
+def test_no_agpl_or_source_available_dependency() -> None:
+    from importlib import metadata
+
+    offenders = []
+    closure = _runtime_closure()
+    assert {"cryptography", "hvac", "mlflow", "apache-airflow"} <= closure
+    for name in closure:
+        try:
+            meta = metadata.metadata(name)
+        except metadata.PackageNotFoundError:
+            continue
+        # the declared licence: expression, classifiers and the License field's first line (some
+        # packages paste whole licence texts there, which quote other licences by name)
+        license_name = (meta.get("License") or "").strip().splitlines()[:1]
+        text = " ".join(filter(None, [*license_name, meta.get("License-Expression"),
+                                      *meta.get_all("Classifier", [])]))
+        if any(marker.lower() in text.lower() for marker in _FORBIDDEN_LICENSES):
+            offenders.append(f"{name}: {text[:120]}")
+    assert offenders == [], offenders
