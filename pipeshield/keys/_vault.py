@@ -101,6 +101,7 @@ class VaultTransitKeyProvider(KeyProvider):
                                    verify=verify, session=self._session)
         self._client.token = ""  # never pick up VAULT_TOKEN or ~/.vault-token implicitly
         self._token_expires: float | None = None  # monotonic time; None = no expiry known
+        self._renew_margin = 0.0  # log in again this many seconds before the token expires
         self._has_token = False
         self._known_keys: set[str] = set()
 
@@ -149,13 +150,13 @@ class VaultTransitKeyProvider(KeyProvider):
         self._client.token = result.token
         self._has_token = True
         self._token_expires = time.monotonic() + result.lease_duration if result.lease_duration else None
+        self._renew_margin = min(10.0, 0.1 * result.lease_duration)
 
     def _ensure_token(self) -> None:
         if not self._has_token:
             self._login()
         elif self._auth.can_relogin and self._token_expires is not None:
-            remaining = self._token_expires - time.monotonic()
-            if remaining < 1.0:  # about to expire: log in again rather than fail mid-call
+            if self._token_expires - time.monotonic() < self._renew_margin:  # about to expire: log in again
                 self._login()
 
     def _token_is_valid(self) -> bool:
