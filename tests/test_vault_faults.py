@@ -154,14 +154,14 @@ def test_unreachable_vault_fails_after_bounded_retries(caplog: pytest.LogCapture
 
 def test_server_errors_are_retried_then_succeed(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
     key = vault.unique("flaky")
-    failures = iter([500, 503])
+    failures = iter([500, 502, 503, 504])
     proxy.rule = lambda method, path: next(failures, None) if "/datakey/" in path else None
-    with VaultTransitKeyProvider(proxy.address, TokenAuth(vault.root_token), transit_mount=transit,
+    with VaultTransitKeyProvider(proxy.address, TokenAuth(vault.root_token), transit_mount=transit, retries=4,
                                  backoff=0.01) as provider:
         provider.create_key(key)
         data_key = provider.generate_data_key(key)
         assert provider.unwrap(key, data_key.wrapped) == data_key.plaintext
-    assert [status for _, path, status in proxy.requests if "/datakey/" in path] == [500, 503, 200]
+    assert [status for _, path, status in proxy.requests if "/datakey/" in path] == [500, 502, 503, 504, 200]
 
 
 def test_persistent_server_errors_give_a_clear_error(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
@@ -240,7 +240,7 @@ def test_approle_secret_id_from_file_and_settings(vault: VaultServer, transit: s
 
 
 @pytest.mark.parametrize("method", ["kubernetes", "jwt"])
-def test_jwt_file_logins(vault: VaultServer, vault_emulator: object, transit: str, tmp_path: Path,
+def test_jwt_file_logins(vault: VaultServer, transit: str, tmp_path: Path,
                          k8s_jwt_issuer: KubernetesJWTIssuer, method: str) -> None:
     if not vault.is_emulator:
         pytest.skip("needs the emulator (a real Vault would call a Kubernetes TokenReview API)")

@@ -97,6 +97,8 @@ class VaultTransitKeyProvider(KeyProvider):
         self._retries = retries
         self._backoff = backoff
         self._session = requests.Session()
+        self._last_status = 0  # HTTP status of the latest answer (hvac maps e.g. 504 to UnexpectedError)
+        self._session.hooks["response"].append(self._remember_status)
         self._client = hvac.Client(url=self.address, token="", namespace=namespace, timeout=timeout,
                                    verify=verify, session=self._session)
         self._client.token = ""  # never pick up VAULT_TOKEN or ~/.vault-token implicitly
@@ -118,6 +120,9 @@ class VaultTransitKeyProvider(KeyProvider):
                 f"transit_mount={self.transit_mount!r})")
 
     # --- plumbing -----------------------------------------------------------------------
+    def _remember_status(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last_status = response.status_code
+
     def _path(self, *parts: str) -> str:
         return "/".join((self.transit_mount, *parts))
 
@@ -126,8 +131,14 @@ class VaultTransitKeyProvider(KeyProvider):
         attempt = 0
         while True:
             attempt += 1
+            self._last_status = 0
             try:
-                return fn()
+                try:
+                    return fn()
+                except hvac.exceptions.UnexpectedError as exc:
+                    if self._last_status >= 500:  # 504 and other 5xx hvac has no class for
+                        raise hvac.exceptions.InternalServerError(_messages(exc)) from None
+                    raise
             except (*_TRANSIENT_HTTP, *_TRANSIENT_NET) as exc:
                 reason = _messages(exc) if isinstance(exc, hvac.exceptions.VaultError) else type(exc).__name__
                 if attempt > self._retries:
