@@ -110,6 +110,18 @@ def test_unknown_path_is_404_for_root_and_403_for_a_limited_token(vault: VaultSe
     assert response.status_code == 403
 
 
+def test_method_mapping_errors(vault: VaultServer, transit: str) -> None:
+    headers = {"X-Vault-Token": vault.root_token}
+    url = f"{vault.address}/v1/{transit}/keys/{name()}"
+    assert requests.request("FROB", url, headers=headers, timeout=10).status_code == 405
+    patch = requests.patch(url, headers=headers, json={}, timeout=10)
+    assert patch.status_code == 415  # PATCH needs Content-Type: application/merge-patch+json
+    bad_list = requests.get(f"{vault.address}/v1/{transit}/keys?list=maybe", headers=headers, timeout=10)
+    assert bad_list.status_code == 400
+    no_op = requests.delete(f"{vault.address}/v1/{transit}/encrypt/{name()}", headers=headers, timeout=10)
+    assert no_op.status_code == 405
+
+
 def test_list_verb_and_get_list_true_agree(root: hvac.Client, transit: str, vault: VaultServer) -> None:
     key = name()
     root.secrets.transit.create_key(key, mount_point=transit)
@@ -481,7 +493,8 @@ def test_rotation_rewrap_and_min_decryption_version(root: hvac.Client, transit: 
 
 
 @pytest.mark.parametrize(("damage", "message"), [
-    (lambda ct: ct[:9] + b64(base64.b64decode(ct[9:])[:-1] + b"\0"), "message authentication failed"),
+    (lambda ct: ct[:9] + b64(base64.b64decode(ct[9:])[:-1] + bytes([base64.b64decode(ct[9:])[-1] ^ 1])),
+     "message authentication failed"),
     (lambda ct: ct[9:], "no prefix"),
     (lambda ct: "vault:vX:" + ct[9:], "version number could not be decoded"),
     (lambda ct: ct[:9] + "!!!", "could not decode base64"),
