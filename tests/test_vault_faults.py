@@ -17,7 +17,13 @@ import hvac.exceptions
 import pytest
 
 from pipeshield.config import Settings
-from pipeshield.errors import AuthenticationError, PermissionDeniedError, ProviderUnavailableError
+from pipeshield.errors import (
+    AuthenticationError,
+    KeyNotFoundError,
+    KeyProviderError,
+    PermissionDeniedError,
+    ProviderUnavailableError,
+)
 from pipeshield.keys import KeyType, VaultTransitKeyProvider, open_key_provider
 from pipeshield.keys._vault_auth import AppRoleAuth, JWTFileAuth, TokenAuth
 from tests.fixtures.processes import free_port
@@ -261,3 +267,11 @@ def test_jwt_file_logins(vault: VaultServer, transit: str, tmp_path: Path,
     with pytest.raises(AuthenticationError, match="namespace not authorized"):
         VaultTransitKeyProvider(vault.address, JWTFileAuth(method, "deploy", jwt_file, mount),
                                 transit_mount=transit).sign_digest(key, b"\x00" * 32)
+
+
+def test_wrong_transit_mount_is_named(vault: VaultServer) -> None:
+    with VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token),
+                                 transit_mount=vault.unique("not-mounted")) as provider:
+        with pytest.raises(KeyProviderError, match="is Transit enabled at") as info:
+            provider.generate_data_key("pipeshield-data")
+    assert not isinstance(info.value, KeyNotFoundError)

@@ -196,7 +196,12 @@ class VaultTransitKeyProvider(KeyProvider):
                 log.info("Vault token expired or revoked; logging in again (%s)", self._auth.describe())
                 self._login()
                 relogged = True
-            except hvac.exceptions.InvalidPath:
+            except hvac.exceptions.InvalidPath as exc:
+                if exc.errors:  # a routing error, not a missing key (Vault answers those with "errors": [])
+                    raise KeyProviderError(
+                        f"Vault has no route for {path!r} (is Transit enabled at {self.transit_mount!r}?): "
+                        f"{_messages(exc)}"
+                    ) from None
                 raise KeyNotFoundError(key_name or path) from None
             except hvac.exceptions.InvalidRequest as exc:
                 raise self._bad_request(exc, path, key_name) from None
@@ -234,6 +239,8 @@ class VaultTransitKeyProvider(KeyProvider):
 
     def create_key(self, name: str, key_type: KeyType = KeyType.AES256_GCM96, *, derived: bool = False) -> KeyInfo:
         key_type = KeyType(key_type)
+        if derived and not key_type.can_encrypt:
+            raise UnsupportedOperationError(f"key derivation not supported for keys of type {key_type.value}")
         self._call(self._path("keys", name), "create",
                    lambda c: c.secrets.transit.create_key(name, key_type=key_type.value, derived=derived,
                                                           mount_point=self.transit_mount), name)

@@ -597,3 +597,24 @@ def test_secret_id_metadata_is_a_json_string_on_the_wire(vault: VaultServer) -> 
                              headers={"X-Vault-Token": vault.root_token},
                              json={"metadata": json.dumps({"run": "42"})}, timeout=10)
     assert response.status_code == 200 and response.json()["data"]["secret_id"]
+
+
+# --- cases the spec asks to verify against a real Vault ------------------------------------------------
+
+
+def test_secret_id_for_a_missing_role_is_404(vault: VaultServer) -> None:
+    mount = vault.enable_approle()
+    errors = errors_of(lambda: vault.client().auth.approle.generate_secret_id("ghost", mount_point=mount),
+                       hvac.exceptions.InvalidPath)
+    assert 'role "ghost" does not exist' in ", ".join(errors)
+
+
+def test_derived_ed25519_sign_without_context_is_an_internal_error(root: hvac.Client, transit: str) -> None:
+    key = name("ded")
+    root.secrets.transit.create_key(key, key_type="ed25519", derived=True, mount_point=transit)
+    errors = errors_of(lambda: root.secrets.transit.sign_data(key, b64(b"x"), mount_point=transit),
+                       hvac.exceptions.InternalServerError)
+    assert "context" in ", ".join(errors)
+    signed = root.secrets.transit.sign_data(key, b64(b"x"), context=b64(b"tenant-a"), mount_point=transit)["data"]
+    public = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(signed["public_key"]))
+    public.verify(base64.b64decode(signed["signature"][9:]), b"x")
