@@ -12,8 +12,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import hvac
-import hvac.exceptions
 import pytest
 
 from pipeshield.config import Settings
@@ -234,11 +232,9 @@ def test_approle_secret_id_from_file_and_settings(vault: VaultServer, transit: s
     creds = _stage_role(vault, transit, key)
     secret_file = tmp_path / "secret-id"
     secret_file.write_text(creds.secret_id + "\n")
-    settings = Settings.load({
-        "PIPESHIELD_VAULT_ADDR": vault.address, "PIPESHIELD_VAULT_AUTH": "approle",
-        "PIPESHIELD_VAULT_ROLE_ID": creds.role_id, "PIPESHIELD_VAULT_SECRET_ID_FILE": str(secret_file),
-        "PIPESHIELD_VAULT_AUTH_MOUNT": creds.mount, "PIPESHIELD_VAULT_TRANSIT_MOUNT": transit,
-    })
+    env = vault.approle_env(creds, transit, stage="train")
+    del env["PIPESHIELD_VAULT_SECRET_ID"]
+    settings = Settings.load({**env, "PIPESHIELD_VAULT_SECRET_ID_FILE": str(secret_file)})
     with open_key_provider(settings) as provider:
         data_key = provider.generate_data_key(key)
         assert provider.unwrap(key, data_key.wrapped) == data_key.plaintext
