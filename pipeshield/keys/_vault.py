@@ -12,6 +12,7 @@ Every call goes through :meth:`VaultTransitKeyProvider._call`, which
   ``UnsupportedOperationError``, ``AuthenticationError``.
 
 There is no plaintext fallback: any failure raises. Tokens and secret ids never appear in messages or reprs.
+A provider holds one session and token: use one per thread (an Airflow task is one).
 """
 
 from __future__ import annotations
