@@ -298,6 +298,24 @@ def test_renew_self_extends_ttl(vault: VaultServer) -> None:
     assert 1190 <= auth["lease_duration"] <= 1200
 
 
+def test_use_limited_tokens_and_orphans(vault: VaultServer) -> None:
+    once = vault.token(["default"], num_uses=1)
+    assert vault.client(once).auth.token.lookup_self()["data"]["num_uses"] == 0  # the last use
+    errors_of(lambda: vault.client(once).auth.token.lookup_self(), hvac.exceptions.Forbidden)
+    creator = vault.write_policy("creator", 'path "auth/token/create" { capabilities = ["update"] }')
+    client = vault.client(vault.token([creator]))
+    errors_of(lambda: client.auth.token.create(policies=[creator], no_parent=True), hvac.exceptions.InvalidRequest)
+    orphan = vault.client().auth.token.create(policies=["default"], no_parent=True)["auth"]
+    assert orphan["orphan"] is True
+
+
+def test_revoke_by_accessor(vault: VaultServer) -> None:
+    token = vault.token(["default"])
+    accessor = vault.lookup(token)["accessor"]
+    vault.client().auth.token.revoke_accessor(accessor)
+    assert not vault.client(token).is_authenticated()
+
+
 # --- AppRole ---------------------------------------------------------------------------------
 
 
@@ -327,6 +345,20 @@ def test_approle_login_and_failures(vault: VaultServer) -> None:
                                                                            mount_point=mount),
                       hvac.exceptions.InvalidRequest)
     assert "invalid role or secret ID" in ", ".join(wrong)
+
+
+def test_secret_id_accessors(vault: VaultServer) -> None:
+    mount = vault.enable_approle()
+    client = vault.client()
+    client.auth.approle.create_or_update_approle("acc", token_policies=["default"], mount_point=mount)
+    role_id = client.auth.approle.read_role_id("acc", mount_point=mount)["data"]["role_id"]
+    secret = client.auth.approle.generate_secret_id("acc", mount_point=mount)["data"]
+    assert client.auth.approle.list_secret_id_accessors("acc", mount_point=mount)["data"]["keys"] == [
+        secret["secret_id_accessor"]]
+    client.auth.approle.destroy_secret_id_accessor("acc", secret["secret_id_accessor"], mount_point=mount)
+    assert "invalid role or secret ID" in ", ".join(errors_of(
+        lambda: hvac.Client(vault.address).auth.approle.login(role_id, secret["secret_id"], mount_point=mount),
+        hvac.exceptions.InvalidRequest))
 
 
 def test_approle_role_needs_a_constraint(vault: VaultServer) -> None:
@@ -577,6 +609,22 @@ def test_kv2_versions_metadata_and_deleted_versions(vault: VaultServer) -> None:
     assert deleted["data"]["data"] is None and deleted["data"]["metadata"]["deletion_time"] != ""
     errors_of(lambda: kv.read_secret_version("never/written", mount_point=mount, raise_on_deleted_version=True),
               hvac.exceptions.InvalidPath)
+
+
+def test_kv2_undelete_and_destroy(vault: VaultServer) -> None:
+    mount = vault.enable_kv2()
+    kv = vault.client().secrets.kv.v2
+    kv.create_or_update_secret("svc", {"k": "v"}, mount_point=mount)
+    kv.delete_secret_versions("svc", [1], mount_point=mount)
+    kv.undelete_secret_versions("svc", [1], mount_point=mount)
+    assert kv.read_secret_version("svc", mount_point=mount, raise_on_deleted_version=True)["data"]["data"] == {"k": "v"}
+    kv.destroy_secret_versions("svc", [1], mount_point=mount)
+    with pytest.raises(hvac.exceptions.InvalidPath) as info:  # hvac returns the body only for deleted versions
+        kv.read_secret_version("svc", mount_point=mount, raise_on_deleted_version=False)
+    body = info.value.json
+    assert body["data"]["data"] is None and body["data"]["metadata"]["destroyed"] is True
+    kv.delete_metadata_and_all_versions("svc", mount_point=mount)
+    errors_of(lambda: kv.read_secret_metadata("svc", mount_point=mount), hvac.exceptions.InvalidPath)
 
 
 def test_kv2_first_write_needs_create(vault: VaultServer) -> None:
