@@ -271,3 +271,9 @@ def test_wrong_transit_mount_is_named(vault: VaultServer) -> None:
         with pytest.raises(KeyProviderError, match="is Transit enabled at") as info:
             provider.generate_data_key("pipeshield-data")
     assert not isinstance(info.value, KeyNotFoundError)
+
+
+def test_missing_auth_mount_is_an_authentication_error(vault: VaultServer, transit: str) -> None:
+    auth = AppRoleAuth("role", "secret", mount=vault.unique("no-such-approle"))
+    with pytest.raises(AuthenticationError, match="approle login at auth/no-such-approle"):
+        VaultTransitKeyProvider(vault.address, auth, transit_mount=transit).list_keys()

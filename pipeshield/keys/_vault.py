@@ -156,8 +156,7 @@ class VaultTransitKeyProvider(KeyProvider):
         self._client.token = ""
         try:
             result = self._with_retries(self._auth.describe(), lambda: self._auth.login(self._client))
-        except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath,
-                hvac.exceptions.Unauthorized) as exc:
+        except hvac.exceptions.VaultError as exc:  # 400 bad credentials, 403 refused JWT, 404 no such auth mount
             raise AuthenticationError(f"Vault {self._auth.describe()} failed: {_messages(exc)}") from None
         self._client.token = result.token
         self._has_token = True
@@ -176,6 +175,8 @@ class VaultTransitKeyProvider(KeyProvider):
             self._with_retries("token lookup", self._client.auth.token.lookup_self)
         except hvac.exceptions.Forbidden:
             return False
+        except hvac.exceptions.VaultError:  # any other answer means Vault knew the token
+            return True
         return True
 
     def _call(self, path: str, operation: str, fn: Callable[[hvac.Client], T], key_name: str | None = None) -> T:
