@@ -30,6 +30,7 @@ import requests
 
 from pipeshield.config import Settings
 from pipeshield.errors import (
+    ConfigError,
     AuthenticationError,
     InvalidWrappedKeyError,
     KeyExistsError,
@@ -100,9 +101,10 @@ class VaultTransitKeyProvider(KeyProvider):
         self._session = requests.Session()
         self._last_status = 0  # HTTP status of the latest answer (hvac maps e.g. 504 to UnexpectedError)
         self._session.hooks["response"].append(self._remember_status)
-        self._client = hvac.Client(url=self.address, token="", namespace=namespace, timeout=timeout,
+        # no token yet, and never pick up VAULT_TOKEN or ~/.vault-token implicitly
+        self._client = hvac.Client(url=self.address, token="", namespace=namespace, timeout=timeout,  # nosec B106
                                    verify=verify, session=self._session)
-        self._client.token = ""  # never pick up VAULT_TOKEN or ~/.vault-token implicitly
+        self._client.token = ""  # nosec B105
         self._token_expires: float | None = None  # monotonic time; None = no expiry known
         self._renew_margin = 0.0  # log in again this many seconds before the token expires
         self._has_token = False
@@ -111,7 +113,8 @@ class VaultTransitKeyProvider(KeyProvider):
     @classmethod
     def from_settings(cls, settings: Settings) -> VaultTransitKeyProvider:
         """A provider configured by ``PIPESHIELD_VAULT_*`` settings (see docs/vault.md)."""
-        assert settings.vault_addr is not None
+        if not settings.vault_addr:
+            raise ConfigError("PIPESHIELD_VAULT_ADDR", "required for the Vault provider")
         return cls(settings.vault_addr, auth_from_settings(settings), transit_mount=settings.vault_transit_mount,
                    namespace=settings.vault_namespace, timeout=settings.vault_timeout,
                    retries=settings.vault_retries, verify=settings.vault_verify, stage=settings.stage)
@@ -153,7 +156,8 @@ class VaultTransitKeyProvider(KeyProvider):
                 time.sleep(delay)
 
     def _login(self) -> None:
-        self._client.token = ""
+        # drop the old token before logging in
+        self._client.token = ""  # nosec B105
         try:
             result = self._with_retries(self._auth.describe(), lambda: self._auth.login(self._client))
         except hvac.exceptions.VaultError as exc:  # 400 bad credentials, 403 refused JWT, 404 no such auth mount
@@ -352,6 +356,7 @@ class VaultTransitKeyProvider(KeyProvider):
                 self._client.auth.token.revoke_self()
             except (hvac.exceptions.VaultError, requests.RequestException):
                 log.info("could not revoke the Vault login token (it expires on its own)")
-        self._client.token = ""
+        # forget the revoked token
+        self._client.token = ""  # nosec B105
         self._has_token = False
         self._session.close()
