@@ -187,8 +187,9 @@ class LocalKeyProvider(KeyProvider):
 
     def set_min_decryption_version(self, name: str, version: int) -> KeyInfo:
         with self._update(name) as material:
-            if version < 1:
-                version = 1
+            if version < 0:
+                raise KeyVersionError("min decryption version cannot be negative")
+            version = max(version, 1)  # as Vault: 0 means 1
             if version > material["latest_version"]:
                 raise KeyVersionError(
                     f"cannot set min decryption version of {version}, latest key version is {material['latest_version']}"
@@ -264,8 +265,8 @@ class LocalKeyProvider(KeyProvider):
         material = self._load(name)
         _require(name, material, signing=True)
         version = material["latest_version"] if version is None else version
-        if str(version) not in material["versions"]:
-            raise KeyVersionError(f"key {name!r} has no version {version}")
+        if str(version) not in material["versions"] or version < material["min_decryption_version"]:
+            raise KeyVersionError(f"key {name!r} has no version {version} (unknown or below min_decryption_version)")
         public = self._private_key(material, version).public_key()
         return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
@@ -328,7 +329,8 @@ def _info(name: str, material: dict[str, Any]) -> KeyInfo:
         latest_version=material["latest_version"],
         min_decryption_version=material["min_decryption_version"],
         derived=material["derived"],
-        versions=tuple(sorted(int(v) for v in material["versions"])),
+        # as Vault Transit: versions below the minimum decryption version are archived, not listed
+        versions=tuple(sorted(int(v) for v in material["versions"] if int(v) >= material["min_decryption_version"])),
     )
 
 

@@ -1,4 +1,5 @@
-"""Providers under contract. Every test in ``test_key_provider_contract.py`` runs against each."""
+"""Providers under contract. Every test in ``test_key_provider_contract.py`` runs against each:
+the local keyring, and Vault Transit on the emulator (or on a real Vault when VAULT_ADDR/VAULT_TOKEN are set)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from pipeshield.keys import KeyProvider, LocalKeyProvider
+from pipeshield.keys import KeyProvider, LocalKeyProvider, VaultTransitKeyProvider
+from pipeshield.keys._vault_auth import TokenAuth
+from tests.fixtures.vault import VaultServer
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(scope="session")
+def contract_transit_mount(vault: VaultServer) -> str:
+    return vault.enable_transit("contract-transit")
+
+
+@pytest.fixture(params=["local", "vault"])
 def key_provider(request: pytest.FixtureRequest, tmp_path: Path, master_key: bytes) -> Iterator[KeyProvider]:
     if request.param == "local":
         provider: KeyProvider = LocalKeyProvider(tmp_path / "keyring", master_key)
-    else:  # pragma: no cover - extended as providers are added
-        raise AssertionError(request.param)
+    else:
+        vault: VaultServer = request.getfixturevalue("vault")
+        mount = request.getfixturevalue("contract_transit_mount")
+        provider = VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=mount)
     with provider:
         yield provider

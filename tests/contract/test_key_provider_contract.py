@@ -169,3 +169,27 @@ def test_key_types_refuse_the_wrong_operation(key_provider: KeyProvider) -> None
         key_provider.sign_digest(aes, hashlib.sha256(b"x").digest())
     with pytest.raises(UnsupportedOperationError):
         key_provider.generate_data_key(ecdsa)
+
+
+def test_retired_versions_are_hidden_and_limits_enforced(key_provider: KeyProvider) -> None:
+    name = _name("retire")
+    key_provider.create_key(name, KeyType.ECDSA_P256)
+    key_provider.rotate(name)
+    key_provider.rotate(name)
+    assert key_provider.key_info(name).versions == (1, 2, 3)
+    info = key_provider.set_min_decryption_version(name, 2)
+    assert info.min_decryption_version == 2 and info.versions == (2, 3)  # as Vault: v1 is archived
+    with pytest.raises(KeyVersionError):
+        key_provider.public_key_pem(name, 1)
+    with pytest.raises(KeyVersionError):
+        key_provider.set_min_decryption_version(name, 4)  # above the latest version
+    with pytest.raises(KeyVersionError):
+        key_provider.set_min_decryption_version(name, -1)
+    assert key_provider.set_min_decryption_version(name, 1).versions == (1, 2, 3)  # lowering restores v1
+
+
+def test_encrypt_never_creates_a_missing_key(key_provider: KeyProvider) -> None:
+    name = _name("absent")
+    with pytest.raises(KeyNotFoundError):
+        key_provider.encrypt(name, b"secret")
+    assert name not in key_provider.list_keys()
