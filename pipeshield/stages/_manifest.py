@@ -16,6 +16,8 @@ DEFAULT_STAGES = ("validate", "train", "register", "deploy", "serve")
 DEFAULT_TOKEN_TTL = 15 * 60
 DEFAULT_TOKEN_MAX_TTL = 60 * 60
 _UNITS = {"s": 1, "m": 60, "h": 3600}
+#: Operations a grant brings with it: the key provider reads a key before encrypting with it.
+IMPLIED = {"encrypt": frozenset({"read"})}
 
 
 def _seconds(value: int | str) -> int:
@@ -72,8 +74,9 @@ class Stage:
     mlflow: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def allows(self, operation: str, key: str) -> bool:
-        """Whether the manifest grants Transit ``operation`` on ``key`` (exact key names only)."""
-        return operation in self.transit.get(key, frozenset())
+        """Whether Transit ``operation`` on ``key`` is granted, directly or implied (exact key names only)."""
+        granted = self.transit.get(key, frozenset())
+        return operation in granted or any(operation in IMPLIED.get(g, ()) for g in granted)
 
     def operations(self) -> frozenset[str]:
         """Every Transit operation this stage may perform on some key."""

@@ -172,5 +172,6 @@ def _describe(error: jsonschema.ValidationError) -> tuple[Location, str]:
     if error.validator == "oneOf" and schema.get("title") == "duration":
         return path, f"invalid duration {instance!r} (seconds, or a number with s, m or h)"
     if error.validator == "type":
-        return path, f"expected {error.validator_value}, got {type(instance).__name__}"
+        got = "nothing" if instance is None else type(instance).__name__
+        return path, f"expected {error.validator_value}, got {got}"
     return path, error.message

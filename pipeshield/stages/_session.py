@@ -9,10 +9,10 @@ on :func:`revoke_stage_sessions` (called when an Airflow task ends) or at proces
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import hvac
@@ -22,8 +22,8 @@ import requests
 from pipeshield.config import Settings
 from pipeshield.errors import AuthenticationError, PermissionDeniedError, ProviderUnavailableError
 from pipeshield.keys import DataKey, KeyInfo, KeyProvider, KeyType, Signature, open_key_provider
-
-POD_SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+from pipeshield.keys._vault import VaultTransitKeyProvider
+from pipeshield.keys._vault_auth import TokenAuth, auth_from_settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,11 +43,13 @@ class StageSession:
     def __init__(self, settings: Settings) -> None:
         assert settings.stage is not None and settings.vault_addr is not None
         self.settings = settings
+        self._auth = auth_from_settings(settings)
         self._lock = threading.Lock()
-        self._client = hvac.Client(url=settings.vault_addr, namespace=settings.vault_namespace,
+        self._client = hvac.Client(url=settings.vault_addr, token="", namespace=settings.vault_namespace,
                                    verify=settings.vault_verify, timeout=settings.vault_timeout)
+        self._client.token = ""  # never pick up VAULT_TOKEN or ~/.vault-token: a stage logs in as itself
         self._provider: KeyProvider | None = None
-        self._renew_at = 0.0
+        self._renew_at = float("inf")
         self.identity = self._login()
 
     # --- public --------------------------------------------------------------
@@ -61,15 +63,16 @@ class StageSession:
             return self._provider
 
     def revoke(self) -> None:
-        """Revoke the token (best effort: an expired token is already unusable)."""
+        """Revoke a token this session logged in for (a given per-stage token belongs to its Vault Agent)."""
         with self._lock:
             provider, self._provider = self._provider, None
             if provider is None:
                 return
             try:
-                self._client.auth.token.revoke_self()
+                if self._auth.can_relogin:
+                    self._client.auth.token.revoke_self()
             except (hvac.exceptions.VaultError, requests.RequestException):
-                pass
+                pass  # an expired token is already unusable
             finally:
                 self._client.token = None
                 provider.close()
@@ -77,80 +80,48 @@ class StageSession:
     # --- internals -----------------------------------------------------------
     def _login(self) -> StageIdentity:
         settings = self.settings
-        mount = settings.vault_auth_mount
         try:
-            if settings.vault_auth == "approle":
-                response = self._client.auth.approle.login(
-                    role_id=settings.vault_role_id, secret_id=_secret_id(settings), mount_point=mount or "approle")
-            elif settings.vault_auth == "kubernetes":
-                response = self._client.auth.kubernetes.login(
-                    role=settings.vault_role, jwt=_jwt(settings), mount_point=mount or "kubernetes")
-            elif settings.vault_auth == "jwt":
-                response = self._client.auth.jwt.jwt_login(role=settings.vault_role, jwt=_jwt(settings), path=mount or "jwt")
-            else:
-                self._client.token = settings.vault_token
-                response = {"auth": _auth_from_lookup(self._client.auth.token.lookup_self()["data"])}
-        except hvac.exceptions.VaultError as exc:
+            token = self._auth.login(self._client).token
+            self._client.token = token
+            data = self._client.auth.token.lookup_self()["data"]
+        except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath,
+                hvac.exceptions.Unauthorized) as exc:
             raise AuthenticationError(
-                f"stage {settings.stage!r}: Vault {settings.vault_auth} login refused ({_reason(exc)})") from None
-        except requests.RequestException as exc:
-            raise ProviderUnavailableError(f"Vault at {settings.vault_addr} unreachable: {exc.__class__.__name__}") from None
-        auth = response["auth"]
-        self._client.token = auth["client_token"]
-        ttl = int(auth.get("lease_duration") or 0)
-        self._renew_at = time.monotonic() + ttl * 2 / 3 if ttl else float("inf")
-        token_settings = dataclasses.replace(settings, vault_auth="token", vault_token=auth["client_token"])
-        self._provider = open_key_provider(token_settings)
-        return StageIdentity(settings.stage or "", settings.vault_auth, auth["accessor"],
-                             tuple(sorted(auth.get("policies") or ())), ttl)
+                f"stage {settings.stage!r}: Vault {self._auth.describe()} refused ({_reason(exc)})") from None
+        except (hvac.exceptions.VaultError, requests.RequestException) as exc:
+            raise ProviderUnavailableError(
+                f"Vault at {settings.vault_addr} failed the {self._auth.describe()}: {exc.__class__.__name__}") from None
+        ttl = int(data.get("ttl") or 0)
+        self._renew_at = time.monotonic() + ttl * 2 / 3 if ttl and self._auth.can_relogin else float("inf")
+        self._provider = VaultTransitKeyProvider(
+            settings.vault_addr or "", TokenAuth(token), transit_mount=settings.vault_transit_mount,
+            namespace=settings.vault_namespace, timeout=settings.vault_timeout, retries=settings.vault_retries,
+            verify=settings.vault_verify, stage=settings.stage)
+        return StageIdentity(settings.stage or "", self._auth.method, data["accessor"],
+                             tuple(sorted(data.get("policies") or ())), ttl)
 
     def _renew(self) -> None:
         try:
-            auth = self._client.auth.token.renew_self()["auth"]
-            ttl = int(auth.get("lease_duration") or 0)
+            ttl = int(self._client.auth.token.renew_self()["auth"]["lease_duration"])
         except (hvac.exceptions.VaultError, requests.RequestException, KeyError, TypeError):
             ttl = 0
         if ttl >= max(1, self.identity.ttl // 3):
             self._renew_at = time.monotonic() + ttl * 2 / 3
             self.identity = dataclasses.replace(self.identity, ttl=ttl)
             return
-        # renewal refused or capped by token_max_ttl: start over with a fresh login
+        # renewal refused or capped by token_max_ttl: revoke what is left and log in again
         old = self._provider
+        with contextlib.suppress(hvac.exceptions.VaultError, requests.RequestException):
+            self._client.auth.token.revoke_self()
         self.identity = self._login()
         if old is not None:
             old.close()
 
 
-def _secret_id(settings: Settings) -> str | None:
-    if settings.vault_secret_id:
-        return settings.vault_secret_id
-    if settings.vault_secret_id_file is None:
-        return None
-    try:
-        return settings.vault_secret_id_file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise AuthenticationError(f"stage {settings.stage!r}: cannot read the AppRole secret-id file "
-                                  f"{str(settings.vault_secret_id_file)!r}: {exc.strerror}") from None
-
-
-def _jwt(settings: Settings) -> str:
-    path = settings.vault_jwt_file or POD_SERVICE_ACCOUNT_TOKEN
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise AuthenticationError(f"stage {settings.stage!r}: cannot read the service-account JWT "
-                                  f"{str(path)!r}: {exc.strerror}") from None
-
-
-def _auth_from_lookup(data: dict[str, Any]) -> dict[str, Any]:
-    return {"client_token": data["id"], "accessor": data["accessor"], "policies": data.get("policies"),
-            "lease_duration": data.get("ttl", 0)}
-
-
 def _reason(exc: hvac.exceptions.VaultError) -> str:
     errors = getattr(exc, "errors", None) or []
     text = "; ".join(str(e) for e in errors) or exc.__class__.__name__
-    return text.replace("\n", " ").replace("\t", "").strip()
+    return text.replace("1 error occurred:", "").replace("\n", " ").replace("\t", "").replace("*", "").strip()
 
 
 class StageSessions:

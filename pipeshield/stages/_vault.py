@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from pipeshield.stages._manifest import Stage, StageManifest, VaultLayout
 
-# One exact path per Transit operation (hvac calls these paths; no hash-algorithm suffix).
-_TRANSIT_PATHS = {
-    "datakey": ("datakey/plaintext/{key}", "update"),
-    "decrypt": ("decrypt/{key}", "update"),
-    "encrypt": ("encrypt/{key}", "update"),
-    "rewrap": ("rewrap/{key}", "update"),
-    "hmac": ("hmac/{key}", "update"),
-    "sign": ("sign/{key}", "update"),
-    "verify": ("verify/{key}", "update"),
-    "read": ("keys/{key}", "read"),
+# Exact paths per Transit operation, as VaultTransitKeyProvider calls them (hvac adds no hash-algorithm
+# suffix). ``encrypt`` also reads the key first: the provider refuses to let Vault upsert a missing key.
+_TRANSIT_PATHS: dict[str, tuple[tuple[str, str], ...]] = {
+    "datakey": (("datakey/plaintext/{key}", "update"),),
+    "decrypt": (("decrypt/{key}", "update"),),
+    "encrypt": (("encrypt/{key}", "update"), ("keys/{key}", "read")),
+    "rewrap": (("rewrap/{key}", "update"),),
+    "hmac": (("hmac/{key}", "update"),),
+    "sign": (("sign/{key}", "update"),),
+    "verify": (("verify/{key}", "update"),),
+    "read": (("keys/{key}", "read"),),
 }
 # KV v2: data lives under <mount>/data/, listings under <mount>/metadata/.
 _KV_PATHS = {
@@ -31,7 +31,7 @@ _CAPABILITY_ORDER = ("create", "read", "update", "patch", "delete", "list", "sud
 
 def transit_path(layout: VaultLayout, operation: str, key: str) -> str:
     """The Vault request path of Transit ``operation`` on ``key``."""
-    template, _ = _TRANSIT_PATHS[operation]
+    template, _ = _TRANSIT_PATHS[operation][0]
     return f"{layout.transit_mount}/{template.format(key=key)}"
 
 
@@ -40,8 +40,8 @@ def policy_rules(stage: Stage, layout: VaultLayout) -> dict[str, list[str]]:
     rules: dict[str, set[str]] = {}
     for key, operations in stage.transit.items():
         for operation in operations:
-            _, capability = _TRANSIT_PATHS[operation]
-            rules.setdefault(transit_path(layout, operation, key), set()).add(capability)
+            for template, capability in _TRANSIT_PATHS[operation]:
+                rules.setdefault(f"{layout.transit_mount}/{template.format(key=key)}", set()).add(capability)
     for path, operations in stage.kv.items():
         for operation in operations:
             area, capabilities = _KV_PATHS[operation]
@@ -113,10 +113,3 @@ def render_vault(manifest: StageManifest) -> dict[str, str]:
             files[f"{area}/{name}.json"] = json.dumps(role, indent=2, sort_keys=True) + "\n"
     return files
 
-
-def roles_by_mount(manifest: StageManifest) -> Mapping[str, tuple[str, dict[str, dict[str, Any]]]]:
-    """``{"approle": (mount, roles), "kubernetes": (mount, roles)}``."""
-    return {
-        "approle": (manifest.vault.approle_mount, approle_roles(manifest)),
-        "kubernetes": (manifest.vault.kubernetes_mount, kubernetes_roles(manifest)),
-    }
