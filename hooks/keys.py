@@ -1,9 +1,11 @@
 """``KeyProviderHook``: the key provider for an operator, resolved the Airflow way.
 
 A connection (default id ``pipeshield_vault_default``, type ``pipeshield_vault``) names a Vault:
-host/port/schema give the address, password a token, extra the auth method and its fields
-(``auth``, ``role``, ``role_id``, ``secret_id_file``, ``transit_mount``, ``namespace``). When the
-connection does not exist, pipeshield's own settings apply (``PIPESHIELD_*``; local keyring by default).
+host/port/schema give the address; extra the auth method and its fields (``auth``, ``role``,
+``role_id``, ``secret_id_file``, ``jwt_file``, ``auth_mount``, ``transit_mount``, ``namespace``).
+The password is the token for ``token`` auth (the default) and the secret id for ``approle``, whose
+role id may also be the login (as in Airflow's HashiCorp provider). When the connection does not
+exist, pipeshield's own settings apply (``PIPESHIELD_*``; local keyring by default).
 
 With ``stage=...`` the hook acts as that pipeline stage: it logs in to Vault with the stage's own
 credentials (``PIPESHIELD_STAGE_<STAGE>_*`` variables, or the connection extra
@@ -58,8 +60,11 @@ class KeyProviderHook(BaseHook):
         address = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
         extra: dict[str, Any] = conn.extra_dejson
         updates: dict[str, Any] = {"key_provider": "vault", "vault_addr": address, "stage": self.stage or settings.stage}
+        approle = str(extra.get("auth", "token")).lower() == "approle"
         if conn.password:
-            updates["vault_token"] = conn.password
+            updates["vault_secret_id" if approle else "vault_token"] = conn.password
+        if conn.login and approle:
+            updates["vault_role_id"] = conn.login
         for field in _EXTRA_FIELDS:
             if field in extra:
                 updates[f"vault_{field}"] = extra[field]

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from pipeshield.hooks.keys import KeyProviderHook
-from pipeshield.keys import LocalKeyProvider
+from pipeshield.keys import LocalKeyProvider, VaultTransitKeyProvider
+from tests.fixtures.vault import VaultServer
 
 
 def test_without_connection_uses_pipeshield_settings() -> None:
@@ -23,3 +24,28 @@ def test_connection_selects_vault(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.vault_auth == "approle" and settings.vault_role_id == "rid"
     assert settings.vault_transit_mount == "ml-transit"
     assert "hvs.token" not in repr(settings)
+
+
+def test_connection_to_the_emulator_yields_a_working_vault_provider(
+    monkeypatch: pytest.MonkeyPatch, vault: VaultServer
+) -> None:
+    transit = vault.enable_transit("hook")
+    key = vault.unique("hook")
+    vault.client().secrets.transit.create_key(key, mount_point=transit)
+    policy = vault.write_policy("hook", f"""
+path "{transit}/keys/{key}" {{ capabilities = ["read"] }}
+path "{transit}/datakey/plaintext/{key}" {{ capabilities = ["update"] }}
+path "{transit}/decrypt/{key}" {{ capabilities = ["update"] }}
+""")
+    creds = vault.approle(vault.enable_approle(), "airflow-task", [policy])
+    address = vault.address.split("://")[1]
+    host, port = address.split(":")
+    conn = {"conn_type": "pipeshield_vault", "host": host, "port": int(port), "schema": "http",
+            "login": creds.role_id, "password": creds.secret_id,
+            "extra": {"auth": "approle", "auth_mount": creds.mount, "transit_mount": transit}}
+    monkeypatch.setenv("AIRFLOW_CONN_PIPESHIELD_VAULT_DEFAULT", json.dumps(conn))
+    with KeyProviderHook(stage="train").get_provider() as provider:
+        assert isinstance(provider, VaultTransitKeyProvider) and provider.stage == "train"
+        data_key = provider.generate_data_key(key)
+        assert provider.unwrap(key, data_key.wrapped) == data_key.plaintext
+        assert creds.secret_id not in repr(provider)

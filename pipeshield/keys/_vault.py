@@ -97,10 +97,13 @@ class VaultTransitKeyProvider(KeyProvider):
         self._retries = retries
         self._backoff = backoff
         self._session = requests.Session()
+        self._last_status = 0  # HTTP status of the latest answer (hvac maps e.g. 504 to UnexpectedError)
+        self._session.hooks["response"].append(self._remember_status)
         self._client = hvac.Client(url=self.address, token="", namespace=namespace, timeout=timeout,
                                    verify=verify, session=self._session)
         self._client.token = ""  # never pick up VAULT_TOKEN or ~/.vault-token implicitly
         self._token_expires: float | None = None  # monotonic time; None = no expiry known
+        self._renew_margin = 0.0  # log in again this many seconds before the token expires
         self._has_token = False
         self._known_keys: set[str] = set()
 
@@ -117,6 +120,9 @@ class VaultTransitKeyProvider(KeyProvider):
                 f"transit_mount={self.transit_mount!r})")
 
     # --- plumbing -----------------------------------------------------------------------
+    def _remember_status(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last_status = response.status_code
+
     def _path(self, *parts: str) -> str:
         return "/".join((self.transit_mount, *parts))
 
@@ -125,8 +131,14 @@ class VaultTransitKeyProvider(KeyProvider):
         attempt = 0
         while True:
             attempt += 1
+            self._last_status = 0
             try:
-                return fn()
+                try:
+                    return fn()
+                except hvac.exceptions.UnexpectedError as exc:
+                    if self._last_status >= 500:  # 504 and other 5xx hvac has no class for
+                        raise hvac.exceptions.InternalServerError(_messages(exc)) from None
+                    raise
             except (*_TRANSIENT_HTTP, *_TRANSIENT_NET) as exc:
                 reason = _messages(exc) if isinstance(exc, hvac.exceptions.VaultError) else type(exc).__name__
                 if attempt > self._retries:
@@ -149,13 +161,13 @@ class VaultTransitKeyProvider(KeyProvider):
         self._client.token = result.token
         self._has_token = True
         self._token_expires = time.monotonic() + result.lease_duration if result.lease_duration else None
+        self._renew_margin = min(10.0, 0.1 * result.lease_duration)
 
     def _ensure_token(self) -> None:
         if not self._has_token:
             self._login()
         elif self._auth.can_relogin and self._token_expires is not None:
-            remaining = self._token_expires - time.monotonic()
-            if remaining < 1.0:  # about to expire: log in again rather than fail mid-call
+            if self._token_expires - time.monotonic() < self._renew_margin:  # about to expire: log in again
                 self._login()
 
     def _token_is_valid(self) -> bool:

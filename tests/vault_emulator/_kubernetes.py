@@ -8,6 +8,8 @@ import uuid
 from typing import Any
 
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.vault_emulator import _fields as f
 from tests.vault_emulator._approle import TOKEN_DEFAULTS, issue_login_token, token_fields
@@ -15,6 +17,14 @@ from tests.vault_emulator._core import NAME, Backend, Core, Mount, Request, Resp
 from tests.vault_emulator._errors import VaultError, permission_denied
 
 DEFAULT_ISSUER = "kubernetes/serviceaccount"
+
+
+def _public_pem(pem: str) -> str:
+    """A PEM public key, or the public key of a PEM certificate (as Vault accepts both in ``pem_keys``)."""
+    if "BEGIN CERTIFICATE" not in pem:
+        return pem
+    public = x509.load_pem_x509_certificate(pem.encode()).public_key()
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def _claims(payload: dict[str, Any]) -> dict[str, str]:
@@ -134,10 +144,10 @@ class KubernetesBackend(Backend):
         if self.config["pem_keys"]:
             for pem in self.config["pem_keys"]:
                 try:
-                    jwt.decode(token, pem, algorithms=["RS256", "ES256", "ES384", "RS384", "RS512", "ES512"],
+                    jwt.decode(token, _public_pem(pem), algorithms=["RS256", "ES256", "ES384", "RS384", "RS512", "ES512"],
                                options={"verify_aud": False, "verify_exp": False})
                     break
-                except jwt.PyJWTError:
+                except (jwt.PyJWTError, ValueError):
                     continue
             else:
                 raise permission_denied()

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 import uuid
 
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 class KubernetesJWTIssuer:
-    """Signs service-account tokens with its own P-256 key; give ``public_key_pem`` to Vault as ``pem_keys``."""
+    """Signs service-account tokens with its own P-256 key.
+
+    Give ``certificate_pem`` to Vault as ``pem_keys`` (hvac accepts only certificates there; Vault
+    extracts the public key)."""
 
     def __init__(self, issuer: str = "https://kubernetes.default.svc.cluster.local") -> None:
         self.issuer = issuer
         self._key = ec.generate_private_key(ec.SECP256R1())
         self.public_key_pem = self._key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "service-account-issuer")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                       .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
+                       .not_valid_before(now - datetime.timedelta(days=1))
+                       .not_valid_after(now + datetime.timedelta(days=365)).sign(self._key, hashes.SHA256()))
+        self.certificate_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
 
     def issue(self, namespace: str, service_account: str, *, audience: str | list[str] | None = None,
               expires_in: int = 3600, projected: bool = True) -> str:

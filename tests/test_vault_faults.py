@@ -1,0 +1,263 @@
+"""Faults around ``VaultTransitKeyProvider``: expired tokens, unreachable Vault, 5xx answers, denied paths,
+bad credentials. 5xx answers come from a small fault-injecting HTTP proxy in front of the Vault under test."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import hvac
+import hvac.exceptions
+import pytest
+
+from pipeshield.config import Settings
+from pipeshield.errors import AuthenticationError, PermissionDeniedError, ProviderUnavailableError
+from pipeshield.keys import KeyType, VaultTransitKeyProvider, open_key_provider
+from pipeshield.keys._vault_auth import AppRoleAuth, JWTFileAuth, TokenAuth
+from tests.fixtures.processes import free_port
+from tests.fixtures.vault import AppRoleCredentials, VaultServer
+from tests.vault_emulator import KubernetesJWTIssuer
+
+Rule = Callable[[str, str], int | None]  # (method, path) -> status to inject, or None to forward
+
+
+class FaultProxy:
+    """Forwards HTTP to ``upstream``; ``rule`` may answer a request with an error status instead."""
+
+    def __init__(self, upstream: str) -> None:
+        target = urllib.parse.urlsplit(upstream)
+        self.requests: list[tuple[str, str, int]] = []
+        self.rule: Rule = lambda method, path: None
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def __getattr__(self, name: str) -> object:
+                if name.startswith("do_"):
+                    return self.forward
+                raise AttributeError(name)
+
+            def forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                injected = proxy.rule(self.command, self.path)
+                if injected is not None:
+                    status, headers, payload = injected, {"Content-Type": "application/json"}, \
+                        b'{"errors":["1 error occurred:\\n\\t* internal error\\n\\n"]}\n'
+                else:
+                    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                    forwarded = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    connection.request(self.command, self.path, body=body or None, headers=forwarded)
+                    response = connection.getresponse()
+                    status, payload = response.status, response.read()
+                    headers = {k: v for k, v in response.getheaders() if k.lower() in ("content-type", "cache-control")}
+                    connection.close()
+                proxy.requests.append((self.command, self.path, status))
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.address = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def count(self, fragment: str) -> int:
+        return sum(1 for _, path, _ in self.requests if fragment in path)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def transit(vault: VaultServer) -> str:
+    return vault.enable_transit("faults")
+
+
+@pytest.fixture
+def proxy(vault: VaultServer) -> Iterator[FaultProxy]:
+    with FaultProxy(vault.address) as running:
+        yield running
+
+
+def _stage_role(vault: VaultServer, transit: str, key: str, **role: object) -> AppRoleCredentials:
+    """An AppRole allowed to make and open data keys under ``key`` only."""
+    policy = vault.write_policy("stage", f"""
+path "{transit}/keys/{key}" {{ capabilities = ["read"] }}
+path "{transit}/datakey/plaintext/{key}" {{ capabilities = ["update"] }}
+path "{transit}/decrypt/{key}" {{ capabilities = ["update"] }}
+""")
+    return vault.approle(vault.enable_approle(), "stage", [policy], **role)
+
+
+def test_expired_login_token_is_replaced_transparently(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
+    key = vault.unique("exp")
+    VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit).create_key(key)
+    creds = _stage_role(vault, transit, key, token_ttl="2s", token_max_ttl="2s")
+    with VaultTransitKeyProvider(proxy.address, AppRoleAuth(creds.role_id, creds.secret_id, mount=creds.mount),
+                                 transit_mount=transit) as provider:
+        data_key = provider.generate_data_key(key)
+        first_token = provider._client.token
+        deadline = time.monotonic() + 10
+        while vault.client(first_token).is_authenticated():  # wait until Vault itself expired the token
+            assert time.monotonic() < deadline, "a 2s token outlived 10s"
+            time.sleep(0.1)
+        assert provider.unwrap(key, data_key.wrapped) == data_key.plaintext
+    assert proxy.count(f"/v1/auth/{creds.mount}/login") == 2
+
+
+def test_revoked_login_token_triggers_one_relogin(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
+    key = vault.unique("revoked")
+    VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit).create_key(key)
+    creds = _stage_role(vault, transit, key)
+    with VaultTransitKeyProvider(proxy.address, AppRoleAuth(creds.role_id, creds.secret_id, mount=creds.mount),
+                                 transit_mount=transit) as provider:
+        data_key = provider.generate_data_key(key)
+        vault.client().auth.token.revoke(provider._client.token)  # e.g. an operator revoked the lease
+        assert provider.unwrap(key, data_key.wrapped) == data_key.plaintext
+    assert proxy.count(f"/v1/auth/{creds.mount}/login") == 2
+    assert proxy.count(f"/v1/{transit}/decrypt/{key}") == 2  # refused once, then served
+
+
+def test_unreachable_vault_fails_after_bounded_retries(caplog: pytest.LogCaptureFixture) -> None:
+    closed = free_port()
+    settings = Settings.load({"PIPESHIELD_VAULT_ADDR": f"http://127.0.0.1:{closed}", "PIPESHIELD_VAULT_TOKEN": "hvs.x",
+                              "PIPESHIELD_VAULT_RETRIES": "3", "PIPESHIELD_VAULT_TIMEOUT": "2"})
+    provider = open_key_provider(settings)
+    assert isinstance(provider, VaultTransitKeyProvider)
+    with caplog.at_level(logging.WARNING, logger="pipeshield.keys.vault"):
+        with pytest.raises(ProviderUnavailableError) as info:
+            provider.generate_data_key("pipeshield-data")
+    assert "after 4 attempts" in str(info.value)
+    retries = [r for r in caplog.records if "retry" in r.getMessage()]
+    assert [r.getMessage().split("retry ")[1][:6] for r in retries] == ["1 of 3", "2 of 3", "3 of 3"]
+    assert "hvs.x" not in str(info.value)
+
+
+def test_server_errors_are_retried_then_succeed(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
+    key = vault.unique("flaky")
+    failures = iter([500, 502, 503, 504])
+    proxy.rule = lambda method, path: next(failures, None) if "/datakey/" in path else None
+    with VaultTransitKeyProvider(proxy.address, TokenAuth(vault.root_token), transit_mount=transit, retries=4,
+                                 backoff=0.01) as provider:
+        provider.create_key(key)
+        data_key = provider.generate_data_key(key)
+        assert provider.unwrap(key, data_key.wrapped) == data_key.plaintext
+    assert [status for _, path, status in proxy.requests if "/datakey/" in path] == [500, 502, 503, 504, 200]
+
+
+def test_persistent_server_errors_give_a_clear_error(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
+    key = vault.unique("down")
+    proxy.rule = lambda method, path: 500 if "/datakey/" in path else None
+    with VaultTransitKeyProvider(proxy.address, TokenAuth(vault.root_token), transit_mount=transit, retries=2,
+                                 backoff=0.01) as provider:
+        provider.create_key(key)
+        with pytest.raises(ProviderUnavailableError, match="after 3 attempts.*internal error"):
+            provider.generate_data_key(key)
+    assert proxy.count("/datakey/") == 3
+
+
+def test_permission_denied_names_the_path_and_stage(vault: VaultServer, transit: str) -> None:
+    allowed, other = vault.unique("mine"), vault.unique("theirs")
+    with VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit) as admin:
+        admin.create_key(allowed)
+        admin.create_key(other)
+        foreign = admin.generate_data_key(other).wrapped
+    creds = _stage_role(vault, transit, allowed)
+    with VaultTransitKeyProvider(vault.address, AppRoleAuth(creds.role_id, creds.secret_id, mount=creds.mount),
+                                 transit_mount=transit, stage="train") as provider:
+        provider.generate_data_key(allowed)
+        with pytest.raises(PermissionDeniedError) as info:
+            provider.unwrap(other, foreign)
+    assert info.value.path == f"{transit}/decrypt/{other}" and info.value.stage == "train"
+    assert f"{transit}/decrypt/{other}" in str(info.value) and "train" in str(info.value)
+    assert creds.secret_id not in str(info.value)
+
+
+def test_bad_credentials_are_an_authentication_error(vault: VaultServer, transit: str) -> None:
+    creds = _stage_role(vault, transit, "unused")
+    wrong = VaultTransitKeyProvider(vault.address, AppRoleAuth(creds.role_id, "not-the-secret", mount=creds.mount),
+                                    transit_mount=transit)
+    with pytest.raises(AuthenticationError, match="invalid role or secret ID") as info:
+        wrong.list_keys()
+    assert "not-the-secret" not in str(info.value) and "not-the-secret" not in repr(wrong)
+    revoked = vault.token(["default"])
+    vault.client().auth.token.revoke(revoked)
+    with pytest.raises(AuthenticationError, match="invalid, expired or revoked") as info:
+        VaultTransitKeyProvider(vault.address, TokenAuth(revoked), transit_mount=transit).list_keys()
+    assert revoked not in str(info.value)
+
+
+def test_close_revokes_login_tokens_but_not_given_tokens(vault: VaultServer, transit: str) -> None:
+    creds = _stage_role(vault, transit, vault.unique("close"))
+    provider = VaultTransitKeyProvider(vault.address, AppRoleAuth(creds.role_id, creds.secret_id, mount=creds.mount),
+                                       transit_mount=transit)
+    with pytest.raises(PermissionDeniedError):
+        provider.list_keys()  # logs in; listing is not in the stage policy
+    login_token = provider._client.token
+    provider.close()
+    assert not vault.client(login_token).is_authenticated()
+    given = vault.token(["default"])
+    with VaultTransitKeyProvider(vault.address, TokenAuth(given), transit_mount=transit) as user_provider:
+        with pytest.raises(PermissionDeniedError):
+            user_provider.list_keys()
+    assert vault.client(given).is_authenticated()
+
+
+def test_approle_secret_id_from_file_and_settings(vault: VaultServer, transit: str, tmp_path: Path) -> None:
+    key = vault.unique("file")
+    VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit).create_key(key)
+    creds = _stage_role(vault, transit, key)
+    secret_file = tmp_path / "secret-id"
+    secret_file.write_text(creds.secret_id + "\n")
+    settings = Settings.load({
+        "PIPESHIELD_VAULT_ADDR": vault.address, "PIPESHIELD_VAULT_AUTH": "approle",
+        "PIPESHIELD_VAULT_ROLE_ID": creds.role_id, "PIPESHIELD_VAULT_SECRET_ID_FILE": str(secret_file),
+        "PIPESHIELD_VAULT_AUTH_MOUNT": creds.mount, "PIPESHIELD_VAULT_TRANSIT_MOUNT": transit,
+    })
+    with open_key_provider(settings) as provider:
+        data_key = provider.generate_data_key(key)
+        assert provider.unwrap(key, data_key.wrapped) == data_key.plaintext
+        assert creds.secret_id not in repr(provider)
+
+
+@pytest.mark.parametrize("method", ["kubernetes", "jwt"])
+def test_jwt_file_logins(vault: VaultServer, transit: str, tmp_path: Path,
+                         k8s_jwt_issuer: KubernetesJWTIssuer, method: str) -> None:
+    if not vault.is_emulator:
+        pytest.skip("needs the emulator (a real Vault would call a Kubernetes TokenReview API)")
+    # The spec's subset has no JWT/OIDC method; JWT login posts the same {role, jwt} body to
+    # auth/<mount>/login, so a Kubernetes mount stands in for it on the wire.
+    key = vault.unique("sa")
+    VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit).create_key(
+        key, KeyType.ECDSA_P256)
+    mount = vault.enable_kubernetes(k8s_jwt_issuer, prefix=method)
+    policy = vault.write_policy("sign", f'path "{transit}/sign/{key}" {{ capabilities = ["update"] }}')
+    vault.kubernetes_role(mount, "deploy", [policy], namespaces=["ml"], service_accounts=["deploy"])
+    jwt_file = tmp_path / "token"
+    jwt_file.write_text(k8s_jwt_issuer.issue("ml", "deploy"))
+    with VaultTransitKeyProvider(vault.address, JWTFileAuth(method, "deploy", jwt_file, mount),
+                                 transit_mount=transit) as provider:
+        assert provider.sign_digest(key, b"\x00" * 32).key_version == 1
+    jwt_file.write_text(k8s_jwt_issuer.issue("other-namespace", "deploy"))
+    with pytest.raises(AuthenticationError, match="namespace not authorized"):
+        VaultTransitKeyProvider(vault.address, JWTFileAuth(method, "deploy", jwt_file, mount),
+                                transit_mount=transit).sign_digest(key, b"\x00" * 32)
