@@ -9,8 +9,8 @@ exist, pipeshield's own settings apply (``PIPESHIELD_*``; local keyring by defau
 
 With ``stage=...`` the hook acts as that pipeline stage: it logs in to Vault with the stage's own
 credentials (``PIPESHIELD_STAGE_<STAGE>_*`` variables, or the connection extra
-``{"stages": {"<stage>": {...}}}``; see :mod:`pipeshield.stages`), never with the connection's or the
-environment's shared token. One login per stage and process, renewed when due; the cluster policy
+``{"stages": {"<stage>": {...}}}``; else the connection's own AppRole/Kubernetes/JWT login, refused if
+its token holds another stage's policy; see :mod:`pipeshield.stages`), never with a shared token. One login per stage and process, renewed when due; the cluster policy
 revokes the token when the task ends.
 """
 
@@ -73,7 +73,8 @@ class KeyProviderHook(BaseHook):
 
     def get_provider(self) -> KeyProvider:
         """The key provider; for a stage, its cached Vault session (``close()`` keeps it until the task ends)."""
-        return open_stage_provider(self.get_settings())
+        settings = self.get_settings()
+        return open_stage_provider(settings, configured_manifest() if settings.stage else None)
 
     def get_conn(self) -> KeyProvider:
         return self.get_provider()

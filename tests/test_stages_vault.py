@@ -302,3 +302,15 @@ def test_key_provider_hook_acts_as_its_stage(deployment: Deployment, monkeypatch
     assert KeyProviderHook(stage="deploy").get_provider().identity.policies[-1].endswith("deploy")
     with pytest.raises(StageCredentialsError, match="stage 'train'"):
         KeyProviderHook(stage="train").get_provider()  # the connection's token is never used for a stage
+
+
+def test_a_worker_login_holding_another_stages_policy_is_refused(deployment: Deployment) -> None:
+    train, deploy = deployment.manifest.stage("train"), deployment.manifest.stage("deploy")
+    shared = deployment.vault.approle(deployment.approle_mount, deployment.vault.unique("shared"),
+                                      [train.policy, deploy.policy])
+    worker = dataclasses.replace(deployment.base_settings(), vault_auth="approle", vault_role_id=shared.role_id,
+                                 vault_secret_id=shared.secret_id, vault_auth_mount=deployment.approle_mount)
+    settings = stage_settings(worker, "train", deployment.manifest, environ={})
+    with pytest.raises(AuthenticationError, match=f"stage 'train'.*other stages' policies \\({deploy.policy}\\)"):
+        open_stage_provider(settings, deployment.manifest)
+    assert shared.secret_id not in str(settings)

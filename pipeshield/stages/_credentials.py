@@ -10,8 +10,11 @@ For stage ``train`` the variables are ``PIPESHIELD_STAGE_TRAIN_<FIELD>`` (upper 
 * ``AUTH_MOUNT`` (default: the manifest's mount for the method).
 
 The same fields may come from an Airflow connection's extra ``{"stages": {"train": {...}}}``;
-environment variables win. A stage without credentials of its own is an error: pipeshield never
-falls back to the shared ``PIPESHIELD_VAULT_TOKEN`` / ``VAULT_TOKEN`` for a stage.
+environment variables win. Without stage fields, a process-wide *login* (``PIPESHIELD_VAULT_AUTH`` or
+the connection's ``approle``/``kubernetes``/``jwt``: a worker pool serving one stage's queue) is the
+stage's identity, and the session refuses it when its token carries another stage's policy. A token
+is never shared: with only ``PIPESHIELD_VAULT_TOKEN`` / ``VAULT_TOKEN`` (or a connection password
+used as token) a stage has no identity and pipeshield stops with an error.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from typing import Any
 
 from pipeshield.config import Settings
 from pipeshield.errors import ConfigError, StageCredentialsError
-from pipeshield.stages._manifest import StageManifest
+from pipeshield.stages._manifest import Stage, StageManifest
 
 FIELDS = ("auth", "role_id", "secret_id", "secret_id_file", "role", "jwt_file", "token_file", "auth_mount")
 _AUTH_METHODS = ("approle", "kubernetes", "jwt", "token")
+_LOGIN_METHODS = ("approle", "kubernetes", "jwt")
 
 
 def env_prefix(stage: str) -> str:
@@ -64,6 +68,8 @@ def stage_settings(base: Settings, stage: str, manifest: StageManifest | None = 
     values = stage_credentials(stage, environ, extras)
     prefix = env_prefix(stage)
     auth = values.get("auth") or _infer_auth(values)
+    if auth is None and base.vault_auth in _LOGIN_METHODS:
+        return _worker_identity(base, stage, spec)
     if auth not in _AUTH_METHODS:
         raise StageCredentialsError(
             f"stage {stage!r} has no Vault credentials of its own: set {prefix}ROLE_ID and "
@@ -91,6 +97,15 @@ def stage_settings(base: Settings, stage: str, manifest: StageManifest | None = 
         updates["vault_token"] = _read_token(stage, values.get("token_file"), prefix)
     mount = values.get("auth_mount") or _default_mount(manifest, auth)
     updates["vault_auth_mount"] = mount
+    return dataclasses.replace(base, **updates)
+
+
+def _worker_identity(base: Settings, stage: str, spec: Stage | None) -> Settings:
+    """The process-wide login (e.g. a Celery worker pool that serves one stage's queue), kept as the
+    stage's identity; the session refuses it if its token carries another stage's policy."""
+    updates: dict[str, Any] = {"stage": stage, "vault_token": None}
+    if base.vault_auth == "kubernetes" and not base.vault_role and spec is not None and spec.kubernetes is not None:
+        updates["vault_role"] = spec.kubernetes.role
     return dataclasses.replace(base, **updates)
 
 

@@ -24,6 +24,7 @@ from pipeshield.errors import AuthenticationError, PermissionDeniedError, Provid
 from pipeshield.keys import DataKey, KeyInfo, KeyProvider, KeyType, Signature, open_key_provider
 from pipeshield.keys._vault import VaultTransitKeyProvider
 from pipeshield.keys._vault_auth import TokenAuth, auth_from_settings
+from pipeshield.stages._manifest import StageManifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,9 +41,10 @@ class StageIdentity:
 class StageSession:
     """One logged-in stage: its token (kept private), its key provider, renewal and revocation."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, foreign_policies: frozenset[str] = frozenset()) -> None:
         assert settings.stage is not None and settings.vault_addr is not None
         self.settings = settings
+        self._foreign = foreign_policies
         self._auth = auth_from_settings(settings)
         self._lock = threading.Lock()
         self._client = hvac.Client(url=settings.vault_addr, token="", namespace=settings.vault_namespace,
@@ -91,6 +93,13 @@ class StageSession:
         except (hvac.exceptions.VaultError, requests.RequestException) as exc:
             raise ProviderUnavailableError(
                 f"Vault at {settings.vault_addr} failed the {self._auth.describe()}: {exc.__class__.__name__}") from None
+        shared = sorted(self._foreign & set(data.get("policies") or ()))
+        if shared:
+            with contextlib.suppress(hvac.exceptions.VaultError, requests.RequestException):
+                if self._auth.can_relogin:
+                    self._client.auth.token.revoke_self()
+            raise AuthenticationError(f"stage {settings.stage!r}: the Vault identity ({self._auth.describe()}) also "
+                                      f"holds other stages' policies ({', '.join(shared)}); refusing a shared identity")
         ttl = int(data.get("ttl") or 0)
         self._renew_at = time.monotonic() + ttl * 2 / 3 if ttl and self._auth.can_relogin else float("inf")
         self._provider = VaultTransitKeyProvider(
@@ -131,13 +140,13 @@ class StageSessions:
         self._lock = threading.Lock()
         self._sessions: dict[tuple[Any, ...], StageSession] = {}
 
-    def session(self, settings: Settings) -> StageSession:
+    def session(self, settings: Settings, foreign_policies: frozenset[str] = frozenset()) -> StageSession:
         key = (settings.stage, settings.vault_addr, settings.vault_namespace, settings.vault_auth,
                settings.vault_auth_mount, settings.vault_role_id, settings.vault_role, settings.vault_transit_mount)
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                session = self._sessions[key] = StageSession(settings)
+                session = self._sessions[key] = StageSession(settings, foreign_policies)
             return session
 
     def revoke_all(self) -> list[StageIdentity]:
@@ -158,11 +167,14 @@ def revoke_stage_sessions() -> list[StageIdentity]:
     return SESSIONS.revoke_all()
 
 
-def open_stage_provider(settings: Settings) -> KeyProvider:
-    """The key provider for ``settings.stage`` (from :func:`stage_settings`): cached, renewed, stage-named errors."""
+def open_stage_provider(settings: Settings, manifest: StageManifest | None = None) -> KeyProvider:
+    """The key provider for ``settings.stage`` (from :func:`stage_settings`): cached, renewed, stage-named errors.
+
+    With ``manifest``, a login whose token carries another stage's policy is refused."""
     if settings.key_provider != "vault" or settings.stage is None:
         return open_key_provider(settings)
-    return StageKeyProvider(SESSIONS.session(settings))
+    foreign = frozenset(s.policy for s in manifest.stages.values() if s.name != settings.stage) if manifest else frozenset()
+    return StageKeyProvider(SESSIONS.session(settings, foreign))
 
 
 class StageKeyProvider(KeyProvider):
@@ -177,6 +189,9 @@ class StageKeyProvider(KeyProvider):
     @property
     def identity(self) -> StageIdentity:
         return self.session.identity
+
+    def __repr__(self) -> str:
+        return f"StageKeyProvider(stage={self.stage!r}, address={self.session.settings.vault_addr!r})"
 
     def _call(self, operation: str, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
