@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 from pipeshield.errors import StageError
@@ -20,7 +22,8 @@ def collect_tasks(dags_folder: Path, manifest: StageManifest) -> tuple[list[Task
     previous = os.environ.get(MANIFEST_ENV)
     os.environ[MANIFEST_ENV] = manifest.source  # the policy judges the tasks against the audited manifest
     try:
-        bag = DagBag(dag_folder=str(dags_folder), safe_mode=False)
+        with contextlib.redirect_stdout(sys.stderr):  # Airflow logs to stdout; keep it for the report
+            bag = DagBag(dag_folder=str(dags_folder), safe_mode=False)
     finally:
         if previous is None:
             os.environ.pop(MANIFEST_ENV, None)
