@@ -39,12 +39,7 @@ path "{transit}/datakey/plaintext/{key}" {{ capabilities = ["update"] }}
 path "{transit}/decrypt/{key}" {{ capabilities = ["update"] }}
 """)
     creds = vault.approle(vault.enable_approle(), "airflow-task", [policy])
-    address = vault.address.split("://")[1]
-    host, port = address.split(":")
-    conn = {"conn_type": "pipeshield_vault", "host": host, "port": int(port), "schema": "http",
-            "login": creds.role_id, "password": creds.secret_id,
-            "extra": {"auth": "approle", "auth_mount": creds.mount, "transit_mount": transit}}
-    monkeypatch.setenv("AIRFLOW_CONN_PIPESHIELD_VAULT_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_CONN_PIPESHIELD_VAULT_DEFAULT", vault.airflow_connection(creds, transit))
     with KeyProviderHook(stage="train").get_provider() as provider:
         assert isinstance(provider, StageKeyProvider) and provider.stage == "train"  # a stage session (stages merge)
         data_key = provider.generate_data_key(key)

@@ -12,12 +12,16 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import hvac
-import hvac.exceptions
 import pytest
 
 from pipeshield.config import Settings
-from pipeshield.errors import AuthenticationError, PermissionDeniedError, ProviderUnavailableError
+from pipeshield.errors import (
+    AuthenticationError,
+    KeyNotFoundError,
+    KeyProviderError,
+    PermissionDeniedError,
+    ProviderUnavailableError,
+)
 from pipeshield.keys import KeyType, VaultTransitKeyProvider, open_key_provider
 from pipeshield.keys._vault_auth import AppRoleAuth, JWTFileAuth, TokenAuth
 from tests.fixtures.processes import free_port
@@ -228,11 +232,9 @@ def test_approle_secret_id_from_file_and_settings(vault: VaultServer, transit: s
     creds = _stage_role(vault, transit, key)
     secret_file = tmp_path / "secret-id"
     secret_file.write_text(creds.secret_id + "\n")
-    settings = Settings.load({
-        "PIPESHIELD_VAULT_ADDR": vault.address, "PIPESHIELD_VAULT_AUTH": "approle",
-        "PIPESHIELD_VAULT_ROLE_ID": creds.role_id, "PIPESHIELD_VAULT_SECRET_ID_FILE": str(secret_file),
-        "PIPESHIELD_VAULT_AUTH_MOUNT": creds.mount, "PIPESHIELD_VAULT_TRANSIT_MOUNT": transit,
-    })
+    env = vault.approle_env(creds, transit, stage="train")
+    del env["PIPESHIELD_VAULT_SECRET_ID"]
+    settings = Settings.load({**env, "PIPESHIELD_VAULT_SECRET_ID_FILE": str(secret_file)})
     with open_key_provider(settings) as provider:
         data_key = provider.generate_data_key(key)
         assert provider.unwrap(key, data_key.wrapped) == data_key.plaintext
@@ -261,3 +263,17 @@ def test_jwt_file_logins(vault: VaultServer, transit: str, tmp_path: Path,
     with pytest.raises(AuthenticationError, match="namespace not authorized"):
         VaultTransitKeyProvider(vault.address, JWTFileAuth(method, "deploy", jwt_file, mount),
                                 transit_mount=transit).sign_digest(key, b"\x00" * 32)
+
+
+def test_wrong_transit_mount_is_named(vault: VaultServer) -> None:
+    with VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token),
+                                 transit_mount=vault.unique("not-mounted")) as provider:
+        with pytest.raises(KeyProviderError, match="is Transit enabled at") as info:
+            provider.generate_data_key("pipeshield-data")
+    assert not isinstance(info.value, KeyNotFoundError)
+
+
+def test_missing_auth_mount_is_an_authentication_error(vault: VaultServer, transit: str) -> None:
+    auth = AppRoleAuth("role", "secret", mount=vault.unique("no-such-approle"))
+    with pytest.raises(AuthenticationError, match="approle login at auth/no-such-approle"):
+        VaultTransitKeyProvider(vault.address, auth, transit_mount=transit).list_keys()

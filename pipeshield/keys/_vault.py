@@ -12,6 +12,7 @@ Every call goes through :meth:`VaultTransitKeyProvider._call`, which
   ``UnsupportedOperationError``, ``AuthenticationError``.
 
 There is no plaintext fallback: any failure raises. Tokens and secret ids never appear in messages or reprs.
+A provider holds one session and token: use one per thread (an Airflow task is one).
 """
 
 from __future__ import annotations
@@ -155,8 +156,7 @@ class VaultTransitKeyProvider(KeyProvider):
         self._client.token = ""
         try:
             result = self._with_retries(self._auth.describe(), lambda: self._auth.login(self._client))
-        except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath,
-                hvac.exceptions.Unauthorized) as exc:
+        except hvac.exceptions.VaultError as exc:  # 400 bad credentials, 403 refused JWT, 404 no such auth mount
             raise AuthenticationError(f"Vault {self._auth.describe()} failed: {_messages(exc)}") from None
         self._client.token = result.token
         self._has_token = True
@@ -175,6 +175,8 @@ class VaultTransitKeyProvider(KeyProvider):
             self._with_retries("token lookup", self._client.auth.token.lookup_self)
         except hvac.exceptions.Forbidden:
             return False
+        except hvac.exceptions.VaultError:  # any other answer means Vault knew the token
+            return True
         return True
 
     def _call(self, path: str, operation: str, fn: Callable[[hvac.Client], T], key_name: str | None = None) -> T:
@@ -196,7 +198,12 @@ class VaultTransitKeyProvider(KeyProvider):
                 log.info("Vault token expired or revoked; logging in again (%s)", self._auth.describe())
                 self._login()
                 relogged = True
-            except hvac.exceptions.InvalidPath:
+            except hvac.exceptions.InvalidPath as exc:
+                if exc.errors:  # a routing error, not a missing key (Vault answers those with "errors": [])
+                    raise KeyProviderError(
+                        f"Vault has no route for {path!r} (is Transit enabled at {self.transit_mount!r}?): "
+                        f"{_messages(exc)}"
+                    ) from None
                 raise KeyNotFoundError(key_name or path) from None
             except hvac.exceptions.InvalidRequest as exc:
                 raise self._bad_request(exc, path, key_name) from None
@@ -234,6 +241,8 @@ class VaultTransitKeyProvider(KeyProvider):
 
     def create_key(self, name: str, key_type: KeyType = KeyType.AES256_GCM96, *, derived: bool = False) -> KeyInfo:
         key_type = KeyType(key_type)
+        if derived and not key_type.can_encrypt:
+            raise UnsupportedOperationError(f"key derivation not supported for keys of type {key_type.value}")
         self._call(self._path("keys", name), "create",
                    lambda c: c.secrets.transit.create_key(name, key_type=key_type.value, derived=derived,
                                                           mount_point=self.transit_mount), name)

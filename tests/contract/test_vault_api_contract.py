@@ -110,6 +110,18 @@ def test_unknown_path_is_404_for_root_and_403_for_a_limited_token(vault: VaultSe
     assert response.status_code == 403
 
 
+def test_method_mapping_errors(vault: VaultServer, transit: str) -> None:
+    headers = {"X-Vault-Token": vault.root_token}
+    url = f"{vault.address}/v1/{transit}/keys/{name()}"
+    assert requests.request("FROB", url, headers=headers, timeout=10).status_code == 405
+    patch = requests.patch(url, headers=headers, json={}, timeout=10)
+    assert patch.status_code == 415  # PATCH needs Content-Type: application/merge-patch+json
+    bad_list = requests.get(f"{vault.address}/v1/{transit}/keys?list=maybe", headers=headers, timeout=10)
+    assert bad_list.status_code == 400
+    no_op = requests.delete(f"{vault.address}/v1/{transit}/encrypt/{name()}", headers=headers, timeout=10)
+    assert no_op.status_code == 405
+
+
 def test_list_verb_and_get_list_true_agree(root: hvac.Client, transit: str, vault: VaultServer) -> None:
     key = name()
     root.secrets.transit.create_key(key, mount_point=transit)
@@ -286,6 +298,24 @@ def test_renew_self_extends_ttl(vault: VaultServer) -> None:
     assert 1190 <= auth["lease_duration"] <= 1200
 
 
+def test_use_limited_tokens_and_orphans(vault: VaultServer) -> None:
+    once = vault.token(["default"], num_uses=1)
+    assert vault.client(once).auth.token.lookup_self()["data"]["num_uses"] == 0  # the last use
+    errors_of(lambda: vault.client(once).auth.token.lookup_self(), hvac.exceptions.Forbidden)
+    creator = vault.write_policy("creator", 'path "auth/token/create" { capabilities = ["update"] }')
+    client = vault.client(vault.token([creator]))
+    errors_of(lambda: client.auth.token.create(policies=[creator], no_parent=True), hvac.exceptions.InvalidRequest)
+    orphan = vault.client().auth.token.create(policies=["default"], no_parent=True)["auth"]
+    assert orphan["orphan"] is True
+
+
+def test_revoke_by_accessor(vault: VaultServer) -> None:
+    token = vault.token(["default"])
+    accessor = vault.lookup(token)["accessor"]
+    vault.client().auth.token.revoke_accessor(accessor)
+    assert not vault.client(token).is_authenticated()
+
+
 # --- AppRole ---------------------------------------------------------------------------------
 
 
@@ -315,6 +345,20 @@ def test_approle_login_and_failures(vault: VaultServer) -> None:
                                                                            mount_point=mount),
                       hvac.exceptions.InvalidRequest)
     assert "invalid role or secret ID" in ", ".join(wrong)
+
+
+def test_secret_id_accessors(vault: VaultServer) -> None:
+    mount = vault.enable_approle()
+    client = vault.client()
+    client.auth.approle.create_or_update_approle("acc", token_policies=["default"], mount_point=mount)
+    role_id = client.auth.approle.read_role_id("acc", mount_point=mount)["data"]["role_id"]
+    secret = client.auth.approle.generate_secret_id("acc", mount_point=mount)["data"]
+    assert client.auth.approle.list_secret_id_accessors("acc", mount_point=mount)["data"]["keys"] == [
+        secret["secret_id_accessor"]]
+    client.auth.approle.destroy_secret_id_accessor("acc", secret["secret_id_accessor"], mount_point=mount)
+    assert "invalid role or secret ID" in ", ".join(errors_of(
+        lambda: hvac.Client(vault.address).auth.approle.login(role_id, secret["secret_id"], mount_point=mount),
+        hvac.exceptions.InvalidRequest))
 
 
 def test_approle_role_needs_a_constraint(vault: VaultServer) -> None:
@@ -481,7 +525,8 @@ def test_rotation_rewrap_and_min_decryption_version(root: hvac.Client, transit: 
 
 
 @pytest.mark.parametrize(("damage", "message"), [
-    (lambda ct: ct[:9] + b64(base64.b64decode(ct[9:])[:-1] + b"\0"), "message authentication failed"),
+    (lambda ct: ct[:9] + b64(base64.b64decode(ct[9:])[:-1] + bytes([base64.b64decode(ct[9:])[-1] ^ 1])),
+     "message authentication failed"),
     (lambda ct: ct[9:], "no prefix"),
     (lambda ct: "vault:vX:" + ct[9:], "version number could not be decoded"),
     (lambda ct: ct[:9] + "!!!", "could not decode base64"),
@@ -566,6 +611,22 @@ def test_kv2_versions_metadata_and_deleted_versions(vault: VaultServer) -> None:
               hvac.exceptions.InvalidPath)
 
 
+def test_kv2_undelete_and_destroy(vault: VaultServer) -> None:
+    mount = vault.enable_kv2()
+    kv = vault.client().secrets.kv.v2
+    kv.create_or_update_secret("svc", {"k": "v"}, mount_point=mount)
+    kv.delete_secret_versions("svc", [1], mount_point=mount)
+    kv.undelete_secret_versions("svc", [1], mount_point=mount)
+    assert kv.read_secret_version("svc", mount_point=mount, raise_on_deleted_version=True)["data"]["data"] == {"k": "v"}
+    kv.destroy_secret_versions("svc", [1], mount_point=mount)
+    with pytest.raises(hvac.exceptions.InvalidPath) as info:  # hvac returns the body only for deleted versions
+        kv.read_secret_version("svc", mount_point=mount, raise_on_deleted_version=False)
+    body = info.value.json
+    assert body["data"]["data"] is None and body["data"]["metadata"]["destroyed"] is True
+    kv.delete_metadata_and_all_versions("svc", mount_point=mount)
+    errors_of(lambda: kv.read_secret_metadata("svc", mount_point=mount), hvac.exceptions.InvalidPath)
+
+
 def test_kv2_first_write_needs_create(vault: VaultServer) -> None:
     mount = vault.enable_kv2()
     root_kv = vault.client().secrets.kv.v2
@@ -584,3 +645,24 @@ def test_secret_id_metadata_is_a_json_string_on_the_wire(vault: VaultServer) -> 
                              headers={"X-Vault-Token": vault.root_token},
                              json={"metadata": json.dumps({"run": "42"})}, timeout=10)
     assert response.status_code == 200 and response.json()["data"]["secret_id"]
+
+
+# --- cases the spec asks to verify against a real Vault ------------------------------------------------
+
+
+def test_secret_id_for_a_missing_role_is_404(vault: VaultServer) -> None:
+    mount = vault.enable_approle()
+    errors = errors_of(lambda: vault.client().auth.approle.generate_secret_id("ghost", mount_point=mount),
+                       hvac.exceptions.InvalidPath)
+    assert 'role "ghost" does not exist' in ", ".join(errors)
+
+
+def test_derived_ed25519_sign_without_context_is_an_internal_error(root: hvac.Client, transit: str) -> None:
+    key = name("ded")
+    root.secrets.transit.create_key(key, key_type="ed25519", derived=True, mount_point=transit)
+    errors = errors_of(lambda: root.secrets.transit.sign_data(key, b64(b"x"), mount_point=transit),
+                       hvac.exceptions.InternalServerError)
+    assert "context" in ", ".join(errors)
+    signed = root.secrets.transit.sign_data(key, b64(b"x"), context=b64(b"tenant-a"), mount_point=transit)["data"]
+    public = ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(signed["public_key"]))
+    public.verify(base64.b64decode(signed["signature"][9:]), b"x")

@@ -65,12 +65,12 @@ class Request:
     token: Any = None  # tokens.Token of the caller (None on unauthenticated paths)
     remote_addr: str = "127.0.0.1"
 
-    def has_sudo(self, path: str | None = None) -> bool:
-        """Whether the caller's policies grant ``sudo`` on ``path`` (default: this request's path)."""
+    def has_sudo(self) -> bool:
+        """Whether the caller's policies grant ``sudo`` on this request's path."""
         if self.token is None:
             return False
         acl = self.core.acl_for(self.token.policies)
-        return acl.root or "sudo" in acl.capabilities(path or self.path) - {"deny"}
+        return acl.root or "sudo" in acl.capabilities(self.path) - {"deny"}
 
 
 Handler = Callable[[Request, dict[str, str]], Response | RawResponse | None]

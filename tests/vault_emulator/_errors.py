@@ -18,9 +18,5 @@ class VaultError(Exception):
         self.body = body  # a full body instead of {"errors": [...]} (KV v2 deleted versions)
 
 
-def bad_request(message: str) -> VaultError:
-    return VaultError(400, message)
-
-
 def permission_denied() -> VaultError:
     return VaultError(403, PERMISSION_DENIED)

@@ -143,7 +143,3 @@ def b64field(data: dict[str, Any], name: str, error: str) -> bytes | None:
         return b64decode(str(value))
     except (binascii.Error, ValueError):
         raise VaultError(400, error) from None
-
-
-def b64encode(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")

@@ -590,7 +590,7 @@ class TransitBackend(Backend):
             if convergent and not context_set:
                 raise VaultError(400, "convergent encryption requires derivation to be enabled, so context is required")
             key_type = f.text(data, "type", "aes256-gcm96")
-            if key_type not in SYMMETRIC and key_type not in RSA and key_type not in KEY_TYPES:
+            if key_type not in SYMMETRIC and key_type not in RSA:  # only encryption key types can be upserted
                 raise VaultError(400, f"unknown key type {key_type}")
             if name not in self.keys:
                 key = TransitKey(name=name, type=key_type, derived=context_set, convergent=convergent)
