@@ -226,3 +226,18 @@ def test_a_worker_login_holding_another_stages_policy_is_refused(stage_deploymen
     with pytest.raises(AuthenticationError, match=f"stage 'train'.*other stages' policies \\({deploy.policy}\\)"):
         open_stage_provider(settings, stage_deployment.manifest)
     assert shared.secret_id not in str(settings)
+
+
+def test_a_vault_agent_token_file_is_used_but_never_revoked(stage_deployment: Deployment, tmp_path: Path) -> None:
+    train = stage_deployment.manifest.stage("train")
+    token_file = tmp_path / "agent-token"
+    token_file.write_text(stage_deployment.vault.token([train.policy]) + "\n")
+    settings = stage_settings(stage_deployment.base_settings(), "train", stage_deployment.manifest,
+                              environ={env_prefix("train") + "TOKEN_FILE": str(token_file)})
+    assert settings.vault_auth == "token"
+    provider = open_stage_provider(settings, stage_deployment.manifest)
+    provider.generate_data_key("pipeshield-data")
+    accessor = provider.identity.accessor
+    revoke_stage_sessions()
+    lookup = stage_deployment.vault.client().auth.token.lookup_accessor(accessor)["data"]
+    assert lookup["accessor"] == accessor  # the agent's token stays valid: the agent owns it
