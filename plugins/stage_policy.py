@@ -13,6 +13,7 @@ A task naming a stage the manifest does not define is refused with ``AirflowClus
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from airflow.exceptions import AirflowClusterPolicyViolation
@@ -71,7 +72,8 @@ def _pod_override(existing: Any, service_account: str, stage: str, env: dict[str
     """The task's pod override with the stage's ServiceAccount and Vault settings forced in."""
     from kubernetes.client import models as k8s
 
-    pod = existing if isinstance(existing, k8s.V1Pod) else k8s.V1Pod()
+    # a copy: DAG authors often share one V1Pod between tasks of different stages
+    pod = copy.deepcopy(existing) if isinstance(existing, k8s.V1Pod) else k8s.V1Pod()
     pod.metadata = pod.metadata or k8s.V1ObjectMeta()
     pod.metadata.labels = {**(pod.metadata.labels or {}), "pipeshield.io/stage": stage}
     pod.spec = pod.spec or k8s.V1PodSpec(containers=[])

@@ -63,6 +63,12 @@ def worker_env(stage_deployment: Deployment, monkeypatch: pytest.MonkeyPatch) ->
 def test_policy_routes_each_task_to_its_stage(worker_env: Deployment, tmp_path: Path, airflow_db: Path) -> None:
     write_dag(tmp_path, "identity", identity_dag(tmp_path / "record.jsonl", "vault:v1:x") + """
     extract = PythonOperator(task_id="extract", python_callable=print)
+    from kubernetes.client import models as k8s
+    shared = k8s.V1Pod(spec=k8s.V1PodSpec(service_account_name="default", containers=[
+        k8s.V1Container(name="base", env=[k8s.V1EnvVar(name="PIPESHIELD_STAGE", value="serve"),
+                                         k8s.V1EnvVar(name="KEEP", value="1")])]))
+    for t in (validate, train):
+        t.executor_config = {"pod_override": shared}
 """)
     dagbag = bag(tmp_path)
     assert dagbag.import_errors == {}
@@ -78,6 +84,8 @@ def test_policy_routes_each_task_to_its_stage(worker_env: Deployment, tmp_path: 
         assert env["PIPESHIELD_STAGE"] == stage and env[f"PIPESHIELD_STAGE_{stage.upper()}_AUTH"] == "kubernetes"
         assert env[f"PIPESHIELD_STAGE_{stage.upper()}_ROLE"] == spec.kubernetes.role
         assert pod.metadata.labels["pipeshield.io/stage"] == stage
+        if task_id in ("validate_data", "train_model"):  # the author's shared pod, copied per task
+            assert env["KEEP"] == "1"
     extract = dag.get_task("extract")
     assert extract.queue == "default" and not extract.executor_config  # unstaged tasks are left alone
 
