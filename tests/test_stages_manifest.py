@@ -93,6 +93,8 @@ def test_unknown_stage_is_named() -> None:
                      "stages.b.operators[1]", "already claimed by stage 'a'", id="operator-in-two-stages"),
         pytest.param("version: 1\nstages: [train]\n", 2, "stages", "expected object", id="wrong-type"),
         pytest.param("version: 1\nstages:\n\ttrain: {}\n", 3, "", "not valid YAML", id="yaml"),
+        pytest.param("version: 1\nx: &a [1, 1]\ny: [*a, *a, *a]\n", 3, "y[0]", "aliases are not supported",
+                     id="billion-laughs"),
     ],
 )
 def test_bad_manifest_names_line_and_field(text: str, line: int, field: str, problem: str) -> None:

@@ -166,12 +166,12 @@ def _stage(name: str, body: dict[str, Any], vault: VaultLayout, namespace: str,
     ttl = _seconds(body.get("token_ttl", DEFAULT_TOKEN_TTL))
     max_ttl = _seconds(body.get("token_max_ttl", max(DEFAULT_TOKEN_MAX_TTL, ttl)))
     if ttl > max_ttl:
-        raise ManifestError(source, lines.line((*where, "token_ttl")), _schema.field_name((*where, "token_ttl")),
+        raise ManifestError(source, lines.line((*where, "token_ttl")), _yaml.field_name((*where, "token_ttl")),
                             f"token_ttl ({ttl}s) is longer than token_max_ttl ({max_ttl}s)")
     grants = {field: {k: frozenset(v) for k, v in body.get(field, {}).items()}
               for field in ("transit", "kv", "vault_paths")}
     if not any(grants.values()):
-        raise ManifestError(source, lines.line(where), _schema.field_name(where),
+        raise ManifestError(source, lines.line(where), _yaml.field_name(where),
                             "empty policy: the stage grants nothing in Vault (add transit, kv or vault_paths)")
     return Stage(
         name=name,
@@ -194,6 +194,6 @@ def _check_operators_unique(stages: Mapping[str, Stage], lines: _yaml.LineMap, s
         for index, operator in enumerate(stage.operators):
             if operator in owner:
                 path = ("stages", stage.name, "operators", index)
-                raise ManifestError(source, lines.line(path), _schema.field_name(path),
+                raise ManifestError(source, lines.line(path), _yaml.field_name(path),
                                     f"operator {operator!r} is already claimed by stage {owner[operator]!r}")
             owner[operator] = stage.name

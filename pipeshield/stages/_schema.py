@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 
 from pipeshield.errors import ManifestError
-from pipeshield.stages._yaml import LineMap, Location
+from pipeshield.stages._yaml import LineMap, Location, field_name
 
 #: Transit operations a stage may be granted on a key.
 OPERATIONS = ("datakey", "decrypt", "encrypt", "hmac", "sign", "verify", "rewrap", "read")
@@ -127,14 +127,6 @@ SCHEMA: dict[str, Any] = {
 }
 
 _VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-
-
-def field_name(path: Location) -> str:
-    """``stages.train.transit.pipeshield-data[1]`` for a document path."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def validate(document: Any, lines: LineMap, source: str) -> None:

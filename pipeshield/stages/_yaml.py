@@ -1,7 +1,8 @@
 """Load YAML into plain Python values while remembering the line of every mapping key and value.
 
 Built on PyYAML's node composer (safe: only plain scalars, lists and mappings). Duplicate mapping
-keys are an error (PyYAML would silently keep the last one), reported with both lines.
+keys are an error (PyYAML would silently keep the last one), reported with both lines. Anchors and
+aliases are refused (a few aliases can expand into gigabytes: the "billion laughs").
 """
 
 from __future__ import annotations
@@ -39,10 +40,20 @@ class LineMap:
         return self._values.get((), 1)
 
 
+def field_name(path: Location) -> str:
+    """``stages.train.transit.pipeshield-data[1]`` for a document path."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def load(text: str, source: str) -> tuple[Any, LineMap]:
     """Parse ``text`` (one YAML document) into plain values plus a :class:`LineMap`."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ManifestError(source, 1, "", "not valid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -51,10 +62,15 @@ def load(text: str, source: str) -> tuple[Any, LineMap]:
     lines = LineMap()
     if node is None:
         return None, lines
-    return _build(node, (), lines, source, None), lines
+    return _build(node, (), lines, source, None, set()), lines
 
 
-def _build(node: yaml.Node, path: Location, lines: LineMap, source: str, key_line: int | None) -> Any:
+def _build(node: yaml.Node, path: Location, lines: LineMap, source: str, key_line: int | None,
+           seen_nodes: set[int]) -> Any:
+    if id(node) in seen_nodes:
+        raise ManifestError(source, key_line or lines.line(path), field_name(path),
+                            "YAML anchors and aliases are not supported; write the value out")
+    seen_nodes.add(id(node))
     lines.record(path, node.start_mark.line + 1, key_line)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -63,18 +79,17 @@ def _build(node: yaml.Node, path: Location, lines: LineMap, source: str, key_lin
             key_line_here = key_node.start_mark.line + 1
             key = _scalar(key_node, source)
             if not isinstance(key, str):
-                field = ".".join(str(p) for p in path)
-                raise ManifestError(source, key_line_here, field, f"keys must be text, got {key!r}")
+                raise ManifestError(source, key_line_here, field_name(path), f"keys must be text, got {key!r}")
             if key in seen:
-                field = ".".join(str(p) for p in (*path, key))
+                field = field_name((*path, key))
                 raise ManifestError(
                     source, key_line_here, field, f"duplicate key {key!r} (first defined on line {seen[key]})"
                 )
             seen[key] = key_line_here
-            out[key] = _build(value_node, (*path, key), lines, source, key_line_here)
+            out[key] = _build(value_node, (*path, key), lines, source, key_line_here, seen_nodes)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), lines, source, None) for i, item in enumerate(node.value)]
+        return [_build(item, (*path, i), lines, source, None, seen_nodes) for i, item in enumerate(node.value)]
     return _scalar(node, source)
 
 
