@@ -179,6 +179,7 @@ def test_audit_flags_an_over_privileged_manifest(tmp_path: Path, airflow_db: Pat
     stages["register"]["vault_paths"] = {"sys/policies/acl/pipeshield-register": ["update", "sudo"]}  # sudo
     stages["serve"]["auth"]["kubernetes"] = {"service_account": "pipeshield-deploy"}  # identity shared with deploy
     stages["deploy"]["transit"]["pipeshield-models"] = ["decrypt", "rewrap"]  # VerifyModelOperator never rewraps
+    stages["register"]["mlflow"]["registered_model"] = "MANAGE"
     manifest_file = tmp_path / "greedy.yaml"
     manifest_file.write_text(yaml.safe_dump(document, sort_keys=False))
     dags = tmp_path / "dags"  # no DAGs: breadth is judged against the operators the manifest lists
@@ -193,6 +194,7 @@ def test_audit_flags_an_over_privileged_manifest(tmp_path: Path, airflow_db: Pat
         ("shared-identity", "ServiceAccount airflow/pipeshield-deploy"),
         ("broader-than-needed", "stage train"),
         ("broader-than-needed", "stage deploy"),
+        ("mlflow-manage", "stage register"),
     }
     lines = manifest_file.read_text().splitlines()
     wildcard = next(f for f in findings if f["kind"] == "wildcard")

@@ -74,6 +74,11 @@ def _stage_findings(stage: Stage, manifest: StageManifest) -> list[Finding]:
                                    "keys and paths", line))
             if "sudo" in operations:
                 out.append(Finding("sudo", subject, f"vault_paths entry {name!r} grants sudo", line))
+    for resource, permission in stage.mlflow.items():
+        if permission == "MANAGE":
+            out.append(Finding("mlflow-manage", subject, f"MANAGE on MLflow {resource}s lets the stage change "
+                               "permissions; EDIT is enough to write", manifest.line_of("stages", stage.name, "mlflow",
+                                                                                        resource)))
     operations = stage.operations()
     if "sign" in operations and "decrypt" in operations:
         out.append(Finding("sign-and-decrypt", subject, "may both sign and decrypt: a stage that reads data "
