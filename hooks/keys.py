@@ -6,6 +6,12 @@ host/port/schema give the address; extra the auth method and its fields (``auth`
 The password is the token for ``token`` auth (the default) and the secret id for ``approle``, whose
 role id may also be the login (as in Airflow's HashiCorp provider). When the connection does not
 exist, pipeshield's own settings apply (``PIPESHIELD_*``; local keyring by default).
+
+With ``stage=...`` the hook acts as that pipeline stage: it logs in to Vault with the stage's own
+credentials (``PIPESHIELD_STAGE_<STAGE>_*`` variables, or the connection extra
+``{"stages": {"<stage>": {...}}}``; else the connection's own AppRole/Kubernetes/JWT login, refused if
+its token holds another stage's policy; see :mod:`pipeshield.stages`), never with a shared token. One login per stage and process, renewed when due; the cluster policy
+revokes the token when the task ends.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from pipeshield.config import Settings
-from pipeshield.keys import KeyProvider, open_key_provider
+from pipeshield.keys import KeyProvider
+from pipeshield.stages import configured_manifest, open_stage_provider, stage_settings
 
 _EXTRA_FIELDS = ("auth", "role", "role_id", "secret_id_file", "jwt_file", "auth_mount", "transit_mount", "namespace")
 
@@ -36,12 +43,19 @@ class KeyProviderHook(BaseHook):
         self.stage = stage
 
     def get_settings(self) -> Settings:
-        """Settings from the connection when it exists, else from ``PIPESHIELD_*``."""
+        """Settings from the connection when it exists, else from ``PIPESHIELD_*``; narrowed to the stage."""
+        settings, per_stage = self._base_settings()
+        stage = self.stage or settings.stage
+        if not stage:
+            return settings
+        return stage_settings(settings, stage, configured_manifest(), extras=per_stage.get(stage))
+
+    def _base_settings(self) -> tuple[Settings, dict[str, Any]]:
         settings = Settings.load()
         try:
             conn = self.get_connection(self.vault_conn_id)
         except AirflowNotFoundException:
-            return dataclasses.replace(settings, stage=self.stage or settings.stage)
+            return dataclasses.replace(settings, stage=self.stage or settings.stage), {}
         scheme = conn.schema or "http"
         address = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
         extra: dict[str, Any] = conn.extra_dejson
@@ -54,10 +68,13 @@ class KeyProviderHook(BaseHook):
         for field in _EXTRA_FIELDS:
             if field in extra:
                 updates[f"vault_{field}"] = extra[field]
-        return Settings.load({**_as_env(settings), **{f"PIPESHIELD_{k.upper()}": str(v) for k, v in updates.items() if v is not None}})
+        merged = Settings.load({**_as_env(settings), **{f"PIPESHIELD_{k.upper()}": str(v) for k, v in updates.items() if v is not None}})
+        return merged, dict(extra.get("stages") or {})
 
     def get_provider(self) -> KeyProvider:
-        return open_key_provider(self.get_settings())
+        """The key provider; for a stage, its cached Vault session (``close()`` keeps it until the task ends)."""
+        settings = self.get_settings()
+        return open_stage_provider(settings, configured_manifest() if settings.stage else None)
 
     def get_conn(self) -> KeyProvider:
         return self.get_provider()

@@ -75,3 +75,33 @@ class KeyringCorruptedError(KeyProviderError):
 
 class WrongMasterKeyError(KeyProviderError):
     """The master key does not open this keyring."""
+
+
+# --- per-stage identity ----------------------------------------------------
+
+
+class StageError(PipeshieldError):
+    """A pipeline stage is unknown, misconfigured or lacks its own credentials."""
+
+
+class ManifestError(StageError):
+    """A stage manifest is invalid; the message names the file, the line and the field."""
+
+    def __init__(self, source: str, line: int, field: str, problem: str) -> None:
+        self.source = source
+        self.line = line
+        self.field = field
+        where = f" {field}:" if field else ""
+        super().__init__(f"{source}:{line}:{where} {problem}")
+
+
+class UnknownStageError(StageError):
+    """A task or process names a stage the manifest does not define."""
+
+    def __init__(self, stage: str, known: list[str]) -> None:
+        self.stage = stage
+        super().__init__(f"unknown stage {stage!r}; the manifest defines: {', '.join(known) or 'none'}")
+
+
+class StageCredentialsError(StageError):
+    """A stage has no credentials of its own (pipeshield never falls back to a shared token)."""

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from pipeshield.hooks.keys import KeyProviderHook
-from pipeshield.keys import LocalKeyProvider, VaultTransitKeyProvider
+from pipeshield.keys import LocalKeyProvider
+from pipeshield.stages import StageKeyProvider
 from tests.fixtures.vault import VaultServer
 
 
@@ -40,7 +41,7 @@ path "{transit}/decrypt/{key}" {{ capabilities = ["update"] }}
     creds = vault.approle(vault.enable_approle(), "airflow-task", [policy])
     monkeypatch.setenv("AIRFLOW_CONN_PIPESHIELD_VAULT_DEFAULT", vault.airflow_connection(creds, transit))
     with KeyProviderHook(stage="train").get_provider() as provider:
-        assert isinstance(provider, VaultTransitKeyProvider) and provider.stage == "train"
+        assert isinstance(provider, StageKeyProvider) and provider.stage == "train"  # a stage session (stages merge)
         data_key = provider.generate_data_key(key)
         assert provider.unwrap(key, data_key.wrapped) == data_key.plaintext
         assert creds.secret_id not in repr(provider)
