@@ -34,6 +34,10 @@ FIELDS = ("auth", "role_id", "secret_id", "secret_id_file", "role", "jwt_file", 
 _AUTH_METHODS = ("approle", "kubernetes", "jwt", "token")
 _LOGIN_METHODS = ("approle", "kubernetes", "jwt")
 
+# every credential setting, cleared before a stage's own credentials are filled in
+_CREDENTIAL_FIELDS = ("vault_token", "vault_role", "vault_role_id", "vault_secret_id", "vault_secret_id_file",
+                      "vault_jwt_file", "vault_auth_mount")
+
 
 def env_prefix(stage: str) -> str:
     """``PIPESHIELD_STAGE_TRAIN_`` for stage ``train``."""
@@ -77,10 +81,7 @@ def stage_settings(base: Settings, stage: str, manifest: StageManifest | None = 
             f"{prefix}TOKEN_FILE (Vault Agent); pipeshield never uses a shared token for a stage"
             if auth is None else f"{prefix}AUTH: expected one of {', '.join(_AUTH_METHODS)}, got {auth!r}"
         )
-    updates: dict[str, Any] = {
-        "stage": stage, "vault_auth": auth, "vault_token": None, "vault_role": None, "vault_role_id": None,
-        "vault_secret_id": None, "vault_secret_id_file": None, "vault_jwt_file": None, "vault_auth_mount": None,
-    }
+    updates: dict[str, Any] = {"stage": stage, "vault_auth": auth, **dict.fromkeys(_CREDENTIAL_FIELDS)}
     if auth == "approle":
         if "role_id" not in values or not ({"secret_id", "secret_id_file"} & set(values)):
             raise StageCredentialsError(f"stage {stage!r}: AppRole needs {prefix}ROLE_ID and {prefix}SECRET_ID_FILE "
@@ -103,7 +104,7 @@ def stage_settings(base: Settings, stage: str, manifest: StageManifest | None = 
 def _worker_identity(base: Settings, stage: str, spec: Stage | None) -> Settings:
     """The process-wide login (e.g. a Celery worker pool that serves one stage's queue), kept as the
     stage's identity; the session refuses it if its token carries another stage's policy."""
-    updates: dict[str, Any] = {"stage": stage, "vault_token": None}
+    updates: dict[str, Any] = {"stage": stage, **dict.fromkeys(("vault_token",))}
     if base.vault_auth == "kubernetes" and not base.vault_role and spec is not None and spec.kubernetes is not None:
         updates["vault_role"] = spec.kubernetes.role
     return dataclasses.replace(base, **updates)

@@ -14,7 +14,8 @@ from pipeshield.stages._manifest import Stage, StageManifest
 
 def pod_env(stage: Stage, manifest: StageManifest) -> dict[str, str]:
     """Environment of a stage's pod: act as the stage, Kubernetes auth with the stage's Vault role."""
-    assert stage.kubernetes is not None
+    if stage.kubernetes is None:
+        raise ValueError(f"stage {stage.name!r} has no Kubernetes service account in the manifest")
     prefix = env_prefix(stage.name)
     return {
         "PIPESHIELD_STAGE": stage.name,

@@ -42,14 +42,16 @@ class StageSession:
     """One logged-in stage: its token (kept private), its key provider, renewal and revocation."""
 
     def __init__(self, settings: Settings, foreign_policies: frozenset[str] = frozenset()) -> None:
-        assert settings.stage is not None and settings.vault_addr is not None
+        if settings.stage is None or not settings.vault_addr:
+            raise ValueError("a stage session needs a stage and a Vault address")
         self.settings = settings
         self._foreign = foreign_policies
         self._auth = auth_from_settings(settings)
         self._lock = threading.Lock()
-        self._client = hvac.Client(url=settings.vault_addr, token="", namespace=settings.vault_namespace,
+        # no token yet; never pick up VAULT_TOKEN or ~/.vault-token: a stage logs in as itself
+        self._client = hvac.Client(url=settings.vault_addr, token="", namespace=settings.vault_namespace,  # nosec B106
                                    verify=settings.vault_verify, timeout=settings.vault_timeout)
-        self._client.token = ""  # never pick up VAULT_TOKEN or ~/.vault-token: a stage logs in as itself
+        self._client.token = ""  # nosec B105
         self._provider: KeyProvider | None = None
         self._renew_at = float("inf")
         self.identity = self._login()

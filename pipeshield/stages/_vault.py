@@ -66,7 +66,8 @@ def policies(manifest: StageManifest) -> dict[str, str]:
 
 
 def _token_fields(stage: Stage) -> dict[str, Any]:
-    return {
+    # Vault role fields named token_*: settings of the tokens the role issues, not secrets
+    return {  # nosec B105
         "token_policies": [stage.policy],
         "token_ttl": stage.token_ttl,
         "token_max_ttl": stage.token_max_ttl,
@@ -81,7 +82,8 @@ def approle_roles(manifest: StageManifest) -> dict[str, dict[str, Any]]:
     for stage in manifest.stages.values():
         if stage.approle is None:
             continue
-        role = {"bind_secret_id": True, "secret_id_ttl": stage.approle.secret_id_ttl,
+        # AppRole settings named *secret_id*: how secret ids are issued, not secrets
+        role = {"bind_secret_id": True, "secret_id_ttl": stage.approle.secret_id_ttl,  # nosec B105
                 "secret_id_num_uses": stage.approle.secret_id_num_uses, **_token_fields(stage)}
         if stage.approle.token_bound_cidrs:
             role["token_bound_cidrs"] = list(stage.approle.token_bound_cidrs)
