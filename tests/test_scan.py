@@ -87,3 +87,15 @@ def test_unparseable_pickle_extension_fails_closed(tmp_path: Path) -> None:
     junk.write_bytes(b"\x80\x04not really a pickle")
     report = scan_files({"table.pkl": junk})
     assert not report.ok and "table.pkl" in report.findings[0]
+
+
+def test_mlflow_skops_model_passes_and_cloudpickle_needs_the_allow_list(tmp_path: Path) -> None:
+    import mlflow.sklearn
+
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    mlflow.sklearn.save_model(model, tmp_path / "skops", serialization_format="skops")
+    mlflow.sklearn.save_model(model, tmp_path / "pickled", serialization_format="cloudpickle")
+    assert scan_directory(tmp_path / "skops").ok
+    refused = scan_directory(tmp_path / "pickled")
+    assert refused.findings == (f"model.pkl: global {SKLEARN_GLOBAL} is not on the allow-list",)
+    assert scan_directory(tmp_path / "pickled", ScanPolicy(frozenset({SKLEARN_GLOBAL}))).ok
