@@ -93,8 +93,10 @@ def test_mlflow_skops_model_passes_and_cloudpickle_needs_the_allow_list(tmp_path
     import mlflow.sklearn
 
     model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
-    mlflow.sklearn.save_model(model, tmp_path / "skops", serialization_format="skops")
-    mlflow.sklearn.save_model(model, tmp_path / "pickled", serialization_format="cloudpickle")
+    mlflow.sklearn.save_model(model, tmp_path / "skops", serialization_format="skops",
+                             pip_requirements=["scikit-learn"])
+    mlflow.sklearn.save_model(model, tmp_path / "pickled", serialization_format="cloudpickle",
+                             pip_requirements=["scikit-learn"])
     assert scan_directory(tmp_path / "skops").ok
     refused = scan_directory(tmp_path / "pickled")
     assert refused.findings == (f"model.pkl: global {SKLEARN_GLOBAL} is not on the allow-list",)
