@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 
 from pipeshield.cli import main
 from pipeshield.datasets import sha256_file
-from pipeshield.signing import BINDINGS_FILE
+from pipeshield.signing import BINDINGS_FILE, ModelBindings, resolve
+from pipeshield.signing.resolve import ENTRY_POINT_GROUP, ResolvedModel
 
 
 @pytest.fixture
@@ -66,3 +71,26 @@ def test_dangerous_pickle_refused_from_the_cli(model: Path, capsys) -> None:
     assert main(["keys", "create", "pipeshield-signing", "--type", "ecdsa-p256"]) == 0
     assert main(["sign", str(model)]) == 1
     assert "dangerous global posix.system" in capsys.readouterr().err
+
+
+@contextlib.contextmanager
+def _demo_resolver(target: str, settings) -> Iterator[ResolvedModel]:
+    """What an MLflow resolver does: a local copy of the artifacts and the bindings the URI implies."""
+    name, version = target.split(":/", 1)[1].split("/")
+    yield ResolvedModel(Path(os.environ["DEMO_MODEL_DIR"]), ModelBindings(name=name, version=int(version)))
+
+
+def test_registry_uri_resolver_supplies_expected_bindings(model: Path, tmp_path: Path, capsys,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = EntryPoint(name="demo", value=f"{__name__}:_demo_resolver", group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(resolve, "entry_points", lambda group: [entry] if group == ENTRY_POINT_GROUP else [])
+    monkeypatch.setenv("DEMO_MODEL_DIR", str(model))
+    assert main(["keys", "create", "pipeshield-signing", "--type", "ecdsa-p256"]) == 0
+    assert main(["sign", str(model), "--name", "churn", "--version", "2"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "demo:/churn/2", "--copy-to", str(tmp_path / "deploy")]) == 0
+    assert "verified copy of 'churn'" in capsys.readouterr().out
+    assert (tmp_path / "deploy" / "model.safetensors").exists()
+    assert main(["verify", "demo:/churn/3"]) == 1
+    assert "binding 'version' mismatch" in capsys.readouterr().err
+    assert main(["verify", "demo:/churn/3", "--version", "2"]) == 0  # a flag overrides the resolver

@@ -27,6 +27,7 @@ from pipeshield.signing import (
     KeyVersionAtLeast,
     ModelBindings,
     TrustedKeys,
+    copy_verified,
     sign_model,
     verify_model,
     verify_or_raise,
@@ -248,3 +249,14 @@ def test_resigning_a_copied_directory_replaces_the_sidecars(signed: Path, tmp_pa
     shutil.copytree(signed, copy, symlinks=True)
     sign_model(copy, provider, "sig", ModelBindings(name="churn-v2"))
     assert verify_model(copy, trusted(provider), expected=ModelBindings(name="churn-v2")).ok
+
+
+def test_copy_verified_keeps_only_a_verified_copy(signed: Path, tmp_path: Path, provider: LocalKeyProvider) -> None:
+    contents = copy_verified(signed, tmp_path / "deploy", trusted(provider), expected=ModelBindings(name="churn"))
+    assert contents.path == tmp_path / "deploy"
+    assert (tmp_path / "deploy" / "weights" / "part-2.safetensors").read_bytes() == \
+        (signed / "weights" / "part-2.safetensors").read_bytes()
+    (signed / "MLmodel").write_text("flavors: {python_function: {loader_module: evil}}\n")
+    with pytest.raises(ModelIntegrityError, match="MLmodel"):
+        copy_verified(signed, tmp_path / "deploy-2", trusted(provider))
+    assert not (tmp_path / "deploy-2").exists()
