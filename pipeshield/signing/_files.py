@@ -7,6 +7,7 @@ Refused: symlinks that leave the directory or point at a directory, names that c
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import os
 import re
@@ -86,7 +87,8 @@ def sha256_file(path: Path, progress: ProgressCallback | None = None) -> bytes:
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as handle:
-        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)  # larger read-ahead on cold files
+        with contextlib.suppress(OSError):  # larger read-ahead on cold files; only a hint
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         while count := handle.readinto(buffer):
             digest.update(view[:count])
             if progress:
