@@ -50,6 +50,7 @@ __all__ = [
     "KeyVersionAtLeast",
     "ModelBindings",
     "Policy",
+    "ProgressCallback",
     "ScanPolicy",
     "SignedContents",
     "SignedModel",
