@@ -97,3 +97,10 @@ def test_statement_helper_is_what_the_provider_signs(provider: LocalKeyProvider)
     signature = "vault:v1:" + envelope["signatures"][0]["sig"]
     assert provider.verify_digest("sig", _oms.pae_digest(raw), signature)
     assert json.loads(bundle)["verificationMaterial"]["publicKey"]["hint"] == _oms.pem_hint(pem)
+
+
+def test_hint_does_not_depend_on_the_providers_pem_layout(provider: LocalKeyProvider) -> None:
+    pem = provider.public_key_pem("sig")
+    body = "".join(pem.strip().splitlines()[1:-1])
+    one_line = f"-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----"  # no 64-column wrap, no final newline
+    assert _oms.pem_hint(one_line) == _oms.pem_hint(pem)
