@@ -15,21 +15,23 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import multiprocessing
+import json
 import os
-import pickle
 import re
-from collections.abc import Callable, Iterable, Mapping
-from multiprocessing.connection import Connection
+import select
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from picklescan.scanner import SafetyLevel, scan_file_path, scan_pickle_bytes
+from picklescan.scanner import SafetyLevel, scan_pickle_bytes
 
 from pipeshield.errors import ConfigError, UnsafeModelError
 
 _EXTENSIONS = frozenset({".pkl", ".pickle", ".joblib", ".dat", ".data", ".bin", ".pt", ".pth", ".ckpt",
                          ".npy", ".npz", ".zip", ".7z"})
 _MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x93NUMPY") + tuple(bytes([0x80, p]) for p in range(2, 6))
+_STARTUP_SECONDS = 60.0
 _GLOBAL = re.compile(r"^[A-Za-z_][\w.]*\.(?:[A-Za-z_]\w*|\*)$")
 
 
@@ -74,8 +76,7 @@ class ScanReport:
         return not self.findings
 
 
-def scan_files(files: Mapping[str, Path], policy: ScanPolicy | None = None,
-               progress: Callable[[int], None] | None = None) -> ScanReport:
+def scan_files(files: Mapping[str, Path], policy: ScanPolicy | None = None) -> ScanReport:
     """Scan the pickle-bearing files among ``files`` (relative name -> path), one worker process with a
     per-file time budget; a timeout kills the worker and is a finding."""
     policy = policy or ScanPolicy()
@@ -95,8 +96,6 @@ def scan_files(files: Mapping[str, Path], policy: ScanPolicy | None = None,
                     worker.restart(kill=True)
                 else:
                     findings.extend(_judge(name, outcome, policy))
-                if progress:
-                    progress(size)
     return ScanReport(tuple(targets), skipped, tuple(findings))
 
 
@@ -108,10 +107,9 @@ def scan_directory(path: str | os.PathLike[str], policy: ScanPolicy | None = Non
     return scan_files(files, policy)
 
 
-def scan_or_raise(files: Mapping[str, Path], policy: ScanPolicy | None = None,
-                  progress: Callable[[int], None] | None = None) -> ScanReport:
+def scan_or_raise(files: Mapping[str, Path], policy: ScanPolicy | None = None) -> ScanReport:
     """:func:`scan_files`, raising ``UnsafeModelError`` naming every finding."""
-    report = scan_files(files, policy, progress)
+    report = scan_files(files, policy)
     if not report.ok:
         shown = "; ".join(report.findings[:5]) + ("; ..." if len(report.findings) > 5 else "")
         raise UnsafeModelError(f"artifact scan refused the model: {shown}", report.findings)
@@ -127,13 +125,11 @@ def needs_scan(path: Path) -> bool:
     return head.startswith(_MAGIC)
 
 
-def _judge(name: str, outcome: tuple[bool, list[tuple[str, str, str]]] | str,
-           policy: ScanPolicy) -> list[str]:
-    if isinstance(outcome, str):
-        return [f"{name}: could not be scanned ({outcome})"]
-    scan_error, found = outcome
-    problems = [f"{name}: picklescan could not parse it completely"] if scan_error else []
-    for module, global_name, safety in sorted(set(found)):
+def _judge(name: str, outcome: dict, policy: ScanPolicy) -> list[str]:
+    if "error" in outcome:
+        return [f"{name}: could not be scanned ({outcome['error']})"]
+    problems = [f"{name}: picklescan could not parse it completely"] if outcome.get("scan_err") else []
+    for module, global_name, safety in sorted({tuple(g) for g in outcome.get("globals", [])}):
         if safety == SafetyLevel.Dangerous.value:
             problems.append(f"{name}: dangerous global {module}.{global_name}")
         elif safety != SafetyLevel.Innocuous.value and not policy.allows(module, global_name):
@@ -148,28 +144,11 @@ def _denied(module: str, name: str) -> bool:
     return any(g.safety is SafetyLevel.Dangerous for g in result.globals)
 
 
-def _scan_one(path: str) -> tuple[bool, list[tuple[str, str, str]]] | str:
-    try:
-        # strict=False keeps "suspicious" apart from deny-listed; _judge applies strictness with the allow-list
-        result = scan_file_path(path, strict=False)
-    except Exception as exc:  # picklescan raises assorted errors on malformed input: fail closed
-        return f"{type(exc).__name__}: {exc}"
-    return result.scan_err, [(g.module, g.name, g.safety.value) for g in result.globals]
-
-
-def _serve(conn: Connection) -> None:
-    """Worker loop: scan each path received, send the outcome back; exit on None."""
-    while (path := conn.recv()) is not None:
-        conn.send(_scan_one(path))
-
-
 class _Worker:
-    """One scanning subprocess; killed on timeout and always stopped on exit."""
+    """One ``pipeshield._scan_worker`` subprocess; killed on timeout and always stopped on exit."""
 
     def __init__(self) -> None:
-        self._ctx = multiprocessing.get_context("spawn")
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> _Worker:
         self.restart()
@@ -180,37 +159,55 @@ class _Worker:
 
     def restart(self, *, kill: bool = False) -> None:
         self._stop(kill=kill)
-        parent, child = self._ctx.Pipe()
-        self._process = self._ctx.Process(target=_serve, args=(child,), daemon=True, name="pipeshield-scan")
-        self._process.start()
-        child.close()
-        self._conn = parent
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "pipeshield._scan_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # the per-file budget starts once the worker has imported picklescan
+        if self._read(_STARTUP_SECONDS) != "ready":
+            self._stop(kill=True)
+            raise UnsafeModelError("the scanner process did not start; refusing to sign unscanned files")
 
-    def scan(self, path: Path, timeout: float) -> tuple[bool, list[tuple[str, str, str]]] | str | None:
-        assert self._conn is not None
-        self._conn.send(str(path))
+    def scan(self, path: Path, timeout: float) -> dict | None:
+        """The worker's result for ``path``, or None when it did not answer within ``timeout`` seconds."""
+        assert self._process is not None and self._process.stdin is not None
         try:
-            if not self._conn.poll(timeout):
-                return None
-            return self._conn.recv()
-        except (EOFError, OSError, pickle.UnpicklingError) as exc:
-            return f"scanner process failed: {type(exc).__name__}"
+            self._process.stdin.write(json.dumps(str(path)).encode() + b"\n")
+            self._process.stdin.flush()
+        except OSError:
+            return {"error": "scanner process died"}
+        answer = self._read(timeout)
+        return answer if answer is None or isinstance(answer, dict) else {"error": "scanner process failed"}
+
+    def _read(self, timeout: float) -> object:
+        assert self._process is not None and self._process.stdout is not None
+        ready, _, _ = select.select([self._process.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self._process.stdout.readline()
+        try:
+            return json.loads(line) if line else {"error": "scanner process exited"}
+        except ValueError:
+            return {"error": "scanner process answered garbage"}
 
     def _stop(self, *, kill: bool = False) -> None:
-        if self._conn is not None:
-            if not kill:
-                try:
-                    self._conn.send(None)
-                except (OSError, ValueError):
-                    pass
-            self._conn.close()
-            self._conn = None
-        if self._process is not None:
-            self._process.join(timeout=0 if kill else 5)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join()
-            self._process = None
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        elif process.stdin is not None:
+            try:
+                process.stdin.close()  # end of input: the worker exits
+            except OSError:
+                pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
 
 
 def allowed(entries: Iterable[str]) -> frozenset[str]:

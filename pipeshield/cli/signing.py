@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeshield._progress import ProgressBar
 from pipeshield.cli._common import settings_from
 from pipeshield.datasets import sha256_file
-from pipeshield.errors import ConfigError
+from pipeshield.errors import ConfigError, ModelPathError, SignatureError
 from pipeshield.keys import open_key_provider
 from pipeshield.scan import ScanPolicy, allowed
 from pipeshield.signing import (
@@ -18,9 +18,12 @@ from pipeshield.signing import (
     ArtifactDigest,
     ModelBindings,
     TrustedKeys,
+    VerificationResult,
+    copy_verified,
     sign_model,
     verify_model,
 )
+from pipeshield.signing._results import FAILURE_ERRORS
 from pipeshield.signing._files import GIT_PATHS, list_model_files
 from pipeshield.signing.resolve import resolve_model
 
@@ -41,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--public-key", type=Path, metavar="PEM",
                         help="trust this public key (from `pipeshield keys public-key`) instead of the key provider")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument("--copy-to", type=Path, metavar="DIR",
+                        help="copy the model to the new directory DIR and verify the copy (load the model from DIR)")
     verify.set_defaults(func=_verify)
 
 
@@ -75,7 +80,10 @@ def _bindings(args: argparse.Namespace, name: str | None) -> ModelBindings:
 
 
 def _progress(model_dir: Path, label: str) -> ProgressBar:
-    files, _ = list_model_files(model_dir, RESERVED_FILES + GIT_PATHS)
+    try:
+        files, _ = list_model_files(model_dir, RESERVED_FILES + GIT_PATHS)
+    except ModelPathError:
+        files = {}  # signing or verification reports the path problem itself
     return ProgressBar(sum(p.stat().st_size for p in files.values()), label)
 
 
@@ -105,7 +113,10 @@ def _verify(args: argparse.Namespace) -> int:
             with open_key_provider(settings) as provider:
                 keys = TrustedKeys.from_provider(provider, key)
         with _progress(resolved.path, "verifying") as bar:
-            result = verify_model(resolved.path, keys, expected=expected, workers=args.workers, progress=bar)
+            if args.copy_to:
+                result = _verify_copy(resolved.path, args.copy_to, keys, expected, args.workers, bar)
+            else:
+                result = verify_model(resolved.path, keys, expected=expected, workers=args.workers, progress=bar)
     if args.json:
         contents = result.contents
         print(json.dumps({"ok": result.ok, "reason": result.reason, "kind": result.kind, "subject": result.subject,
@@ -116,6 +127,16 @@ def _verify(args: argparse.Namespace) -> int:
     result.raise_for_failure()
     print(result.reason)
     return 0
+
+
+def _verify_copy(source: Path, dest: Path, keys: TrustedKeys, expected: ModelBindings, workers: int | None,
+                 bar: ProgressBar) -> VerificationResult:
+    try:
+        contents = copy_verified(source, dest, keys, expected=expected, workers=workers, progress=bar)
+    except SignatureError as exc:
+        kind = next(k for k, error in FAILURE_ERRORS.items() if isinstance(exc, error))
+        return VerificationResult.failure(kind, str(exc), exc.subject)
+    return VerificationResult.success(f"verified copy of {contents.bindings.name!r} in {str(dest)!r}", contents)
 
 
 def _merge(base: ModelBindings, flags: ModelBindings) -> ModelBindings:

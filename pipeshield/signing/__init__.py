@@ -50,11 +50,13 @@ __all__ = [
     "KeyVersionAtLeast",
     "ModelBindings",
     "Policy",
+    "ProgressCallback",
     "ScanPolicy",
     "SignedContents",
     "SignedModel",
     "TrustedKeys",
     "VerificationResult",
+    "copy_verified",
     "sign_model",
     "verify_model",
     "verify_or_raise",
@@ -101,3 +103,15 @@ def verify_or_raise(model_dir: str | os.PathLike[str], keys: TrustedKeys, *, exp
     ``UntrustedSignatureError``, ``ModelIntegrityError``, ``BindingMismatchError``); returns what was verified."""
     return _verify.verify_or_raise(model_dir, keys, expected=expected, policy=policy, workers=workers,
                                    progress=progress)
+
+
+def copy_verified(model_dir: str | os.PathLike[str], dest: str | os.PathLike[str], keys: TrustedKeys, *,
+                  expected: ModelBindings | None = None, policy: Policy | None = None, workers: int | None = None,
+                  progress: ProgressCallback | None = None) -> SignedContents:
+    """Copy ``model_dir`` into the new directory ``dest`` and verify the copy (as :func:`verify_or_raise`).
+
+    The deploy path should load the model from ``dest`` only: it is exactly what was verified, whatever
+    happens to ``model_dir`` afterwards. On failure ``dest`` is removed and the ``SignatureError`` raised.
+    """
+    return _verify.copy_verified(model_dir, dest, keys, expected=expected, policy=policy, workers=workers,
+                                 progress=progress)

@@ -23,6 +23,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from google.protobuf import json_format
 from model_signing import manifest as oms_manifest
 from model_signing._hashing.hashing import Digest
@@ -73,8 +74,11 @@ def sign_statement(raw_statement: bytes, provider: KeyProvider, key_name: str) -
 
 
 def pem_hint(pem: str) -> str:
-    """The public-key hint model-signing puts in a bundle: hex SHA-256 of the PEM bytes."""
-    return hashlib.sha256(pem.encode("ascii")).hexdigest()
+    """The public-key hint model-signing puts in a bundle: hex SHA-256 of the PEM as ``cryptography`` writes
+    it (the stock verifier re-serializes the key, so a provider's own PEM layout must not matter)."""
+    key = serialization.load_pem_public_key(pem.encode("ascii"))
+    canonical = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(canonical).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

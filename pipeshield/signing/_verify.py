@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -11,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pipeshield.bom import bom_model_digest
-from pipeshield.errors import ModelPathError, SignatureFormatError
+from pipeshield.errors import ModelIntegrityError, ModelPathError, SignatureFormatError
 from pipeshield.signing import _oms
 from pipeshield.signing._bindings import ModelBindings, parse_bindings_document
 from pipeshield.signing._files import (
@@ -139,3 +140,25 @@ def _check_files(root: Path, manifest: _oms.SignedManifest, ignore: list[str], w
         return VerificationResult.failure("integrity", "model files differ from the signature: " + "; ".join(parts),
                                           first)
     return sidecars
+
+
+def copy_verified(model_dir: str | os.PathLike[str], dest: str | os.PathLike[str], keys: TrustedKeys, *,
+                  expected: ModelBindings | None = None, policy: Policy | None = None, workers: int | None = None,
+                  progress: ProgressCallback | None = None) -> SignedContents:
+    """Copy ``model_dir`` to the new directory ``dest``, then verify the copy: what is loaded afterwards from
+    ``dest`` is exactly what was verified, whatever happens to ``model_dir``. On failure ``dest`` is removed
+    and the ``SignatureError`` raised."""
+    source, target = Path(model_dir), Path(dest)
+    try:
+        files, _ = list_model_files(source, GIT_PATHS)
+    except ModelPathError as exc:
+        raise ModelIntegrityError(str(exc)) from None
+    target.mkdir(mode=0o700)
+    try:
+        for name, path in files.items():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / name)  # symlinks inside the model become plain copies
+        return verify_or_raise(target, keys, expected=expected, policy=policy, workers=workers, progress=progress)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
