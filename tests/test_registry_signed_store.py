@@ -188,3 +188,16 @@ def _stale_guess(registry, name: str) -> str:  # noqa: ANN001
     _register(registry, name)
     registry.client().delete_model_version(name, "1")
     return log_test_model(registry.client())[0]
+
+
+def test_signature_by_an_untrusted_key_is_refused(signed_registry, tmp_path, master_key) -> None:
+    from pipeshield.keys import KeyType, LocalKeyProvider
+
+    client = signed_registry.client()
+    name = _name()
+    with LocalKeyProvider(tmp_path / "rogue-keyring", master_key) as rogue:
+        rogue.create_key(signed_registry.key_name, KeyType.ECDSA_P256)
+        with pytest.raises(RegistrationRefusedError, match="not made by any trusted version"):
+            register_signed_model(log_test_model(client)[0], name, provider=rogue,
+                                  key_name=signed_registry.key_name, client=client)
+    assert client.search_model_versions(f"name = '{name}'") == []
