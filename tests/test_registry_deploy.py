@@ -83,7 +83,6 @@ def test_cli_verify_models_uri_refuses_a_changed_file(signed_registry, monkeypat
     name, version = _registered(signed_registry)
     signed_registry.client().set_registered_model_alias(name, "champion", version)
     monkeypatch.setenv("PIPESHIELD_MLFLOW_TRACKING_URI", signed_registry.url)
-    monkeypatch.setenv("PIPESHIELD_TRUSTED_KEYS_DIR", str(signed_registry.trusted_dir))
     requirements = _stored_file(signed_registry, name, version, "requirements.txt")
     requirements.write_text("scikit-learn==1.5.2\nevil-package\n")
     pem = next(signed_registry.trusted_dir.glob("*.pem"))

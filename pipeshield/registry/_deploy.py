@@ -30,8 +30,7 @@ from pipeshield.registry import _origin
 from pipeshield.registry._enforce import model_id_of
 from pipeshield.registry._errors import RegistryError
 from pipeshield.registry._tags import has_signature_tags, tag_mismatch
-from pipeshield.signing import ModelBindings, TrustedKeys, verify_or_raise
-from pipeshield.signing._files import ProgressCallback
+from pipeshield.signing import ModelBindings, ProgressCallback, TrustedKeys, verify_or_raise
 from pipeshield.signing.resolve import ResolvedModel
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[1-9][0-9]*)|@(?P<alias>[\w-]+))/?$")

@@ -27,8 +27,7 @@ from pipeshield.registry._enforce import parse_next_version
 from pipeshield.registry._errors import RegistrationRefusedError, RegistryError
 from pipeshield.registry._tags import signature_tags
 from pipeshield.scan import ScanPolicy
-from pipeshield.signing import RESERVED_FILES, ArtifactDigest, ModelBindings, sign_model
-from pipeshield.signing._files import ProgressCallback
+from pipeshield.signing import RESERVED_FILES, ArtifactDigest, ModelBindings, ProgressCallback, sign_model
 
 log = logging.getLogger(__name__)
 
