@@ -138,3 +138,25 @@ def test_dag_fails_on_a_tampered_model(signed_registry, airflow_db, tmp_path, mo
     assert "ModelIntegrityError" in captured.out + captured.err
     assert "changed: 'MLmodel'" in captured.out + captured.err
     assert not (tmp_path / name / version).exists()
+
+
+def test_validly_signed_model_of_another_name_swapped_in_fails(signed_registry, tmp_path) -> None:
+    import shutil
+
+    target, target_version = _registered(signed_registry)
+    other, other_version = _registered(signed_registry)
+    stored = _stored_file(signed_registry, target, target_version, "MLmodel").parent
+    shutil.rmtree(stored)
+    shutil.copytree(_stored_file(signed_registry, other, other_version, "MLmodel").parent, stored)
+    with pytest.raises(BindingMismatchError, match="binding 'name' mismatch") as excinfo:
+        verify_registered_model(target, target_version, keys=signed_registry.keys(),
+                                client=signed_registry.client(), dest_dir=tmp_path)
+    assert excinfo.value.subject == "name"
+
+
+def test_removed_file_fails_naming_it(signed_registry, tmp_path) -> None:
+    name, version = _registered(signed_registry)
+    _stored_file(signed_registry, name, version, "requirements.txt").unlink()
+    with pytest.raises(ModelIntegrityError, match="missing: 'requirements.txt'"):
+        verify_registered_model(name, version, keys=signed_registry.keys(), client=signed_registry.client(),
+                                dest_dir=tmp_path)

@@ -67,7 +67,7 @@ def register_signed_model(model_uri: str, name: str, *,
                                     datasets, gate_reports, provider, key, description, scan_policy, workers,
                                     progress, max_attempts)
             except BaseException:
-                client.finalize_logged_model(copy.model_id, LoggedModelStatus.FAILED)
+                _mark_failed(client, copy.model_id)
                 raise
             return version
     finally:
@@ -124,6 +124,13 @@ def _upload_pipeshield_files(client: MlflowClient, model_id: str, model_dir: Pat
         for name in RESERVED_FILES:
             (Path(tmp) / name).write_bytes((model_dir / name).read_bytes())
         client.log_model_artifacts(model_id, tmp)
+
+
+def _mark_failed(client: MlflowClient, model_id: str) -> None:
+    try:
+        client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+    except MlflowException as exc:  # keep the original error; the copy just stays PENDING
+        log.warning("could not mark signed copy %s as FAILED: %s", model_id, exc.message)
 
 
 def _copy_name(name: str) -> str:
