@@ -32,7 +32,7 @@ from pipeshield.registry._tags import (
     is_protected_tag,
     signature_tags,
 )
-from pipeshield.registry._trust import keys_from_directory, trusted_keys
+from pipeshield.registry._trust import TRUSTED_KEYS_DIR_ENV, keys_from_directory, trusted_keys, trusted_keys_dir
 
 __all__ = [
     "FORMAT_TAG",
@@ -41,6 +41,7 @@ __all__ = [
     "ROOT_DIGEST_TAG",
     "SIGNATURE_TAGS",
     "TAG_PREFIX",
+    "TRUSTED_KEYS_DIR_ENV",
     "RegistrationRefusedError",
     "RegistryError",
     "VerifiedModel",
@@ -56,5 +57,6 @@ __all__ = [
     "resolve_registered_model",
     "signature_tags",
     "trusted_keys",
+    "trusted_keys_dir",
     "verify_registered_model",
 ]
