@@ -201,3 +201,14 @@ def test_signature_by_an_untrusted_key_is_refused(signed_registry, tmp_path, mas
             register_signed_model(log_test_model(client)[0], name, provider=rogue,
                                   key_name=signed_registry.key_name, client=client)
     assert client.search_model_versions(f"name = '{name}'") == []
+
+
+def test_register_from_a_local_directory(signed_registry, tmp_path) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for file, data in MODEL_FILES.items():
+        (model_dir / file).write_bytes(data)
+    name = _name()
+    mv = _register(signed_registry, name, str(model_dir))
+    assert mv.version == "1" and not mv.run_id
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(MODEL_FILES)  # the source is left untouched

@@ -59,3 +59,16 @@ def test_registry_expectations_merge_and_conflict() -> None:
                                                                                    "runs:/r1/model")
     with pytest.raises(BindingMismatchError, match="run_id"):
         registry_expectations(mv, ModelBindings(run_id="r2"))
+
+
+def test_store_builder_accepts_only_signed_schemes(tmp_path, monkeypatch) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from pipeshield.plugins.mlflow_registry_store import SignedRegistryStore, build_store
+
+    monkeypatch.setenv("PIPESHIELD_PROTECTED_ALIASES", "champion, prod")
+    store = build_store(f"signed+sqlite:///{tmp_path / 'r.db'}")
+    assert isinstance(store, SignedRegistryStore)
+    assert store._protected_aliases == {"champion", "prod"}
+    with pytest.raises(MlflowException, match="not a signed registry store"):
+        build_store(f"sqlite:///{tmp_path / 'r.db'}")

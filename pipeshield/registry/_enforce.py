@@ -54,10 +54,9 @@ def check_version(model_dir: Path, keys: TrustedKeys, *, name: str, version: int
             f"{name!r} v{version}: signed with key {tags.get(KEY_TAG)!r}, this registry trusts {keys.key_name!r}")
     expected = ModelBindings(name=name, model_id=model_id, run_id=run_id)
     result = verify_model(model_dir, keys, expected=expected)
-    if not result:
-        raise RegistrationRefusedError(f"{name!r} v{version}: signature check failed: {result.reason}")
     contents = result.contents
-    assert contents is not None
+    if not result or contents is None:
+        raise RegistrationRefusedError(f"{name!r} v{version}: signature check failed: {result.reason}")
     signed_version = contents.bindings.version
     if signed_version is None:
         raise RegistrationRefusedError(f"{name!r} v{version}: the signature binds no version number")
