@@ -70,6 +70,8 @@ def register_signed_model(model_uri: str, name: str, *,
                 _mark_failed(client, copy.model_id)
                 raise
             return version
+    except MlflowException as exc:
+        raise RegistryError(f"MLflow failed while registering {name!r}: {exc.message}") from None
     finally:
         if opened:
             provider.close()
