@@ -160,3 +160,45 @@ def test_removed_file_fails_naming_it(signed_registry, tmp_path) -> None:
     with pytest.raises(ModelIntegrityError, match="missing: 'requirements.txt'"):
         verify_registered_model(name, version, keys=signed_registry.keys(), client=signed_registry.client(),
                                 dest_dir=tmp_path)
+
+
+PIPELINE_DAG = """
+import pendulum
+from airflow.sdk import DAG
+from pipeshield.operators.register_signed_model import RegisterSignedModelOperator
+from pipeshield.operators.verify_model import VerifyModelOperator
+
+with DAG("pipeline_{suffix}", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False,
+         render_template_as_native_obj=True):
+    register = RegisterSignedModelOperator(task_id="register", model_uri="{model_uri}", model_name="{name}",
+                                           datasets=[{{"uri": "{uri}", "sha256": "{sha}"}}])
+    verify = VerifyModelOperator(task_id="verify", model_name="{name}",
+                                 version="{{{{ ti.xcom_pull(task_ids='register')['version'] }}}}",
+                                 datasets=[{{"uri": "{uri}", "sha256": "{sha}"}}], dest_dir="{dest}")
+    register >> verify
+"""
+
+
+def test_dag_registers_then_verifies(signed_registry, airflow_db, tmp_path, monkeypatch) -> None:
+    import base64
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    name, suffix = f"pipe-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    model_uri, run_id = log_test_model(signed_registry.client())
+    dag_file = airflow_db / "dags" / f"pipeline_{suffix}.py"
+    dag_file.write_text(PIPELINE_DAG.format(suffix=suffix, model_uri=model_uri, name=name, uri=TRAIN.uri,
+                                            sha=TRAIN.sha256, dest=tmp_path))
+    monkeypatch.setenv("PIPESHIELD_MLFLOW_TRACKING_URI", signed_registry.url)
+    monkeypatch.setenv("PIPESHIELD_KEYRING_DIR", str(signed_registry.keyring_dir))  # register stage: may sign
+    monkeypatch.setenv("PIPESHIELD_MASTER_KEY", base64.b64encode(signed_registry.master_key).decode())
+    monkeypatch.setenv("PIPESHIELD_TRUSTED_KEYS_DIR", str(signed_registry.trusted_dir))  # deploy: public keys
+    bag = DagBag(dag_folder=str(dag_file))
+    assert not bag.import_errors, bag.import_errors
+    run = bag.get_dag(f"pipeline_{suffix}").test()
+    assert run.state == "success"
+    registered = run.get_task_instance("register").xcom_pull(task_ids="register")
+    verified = run.get_task_instance("verify").xcom_pull(task_ids="verify")
+    assert registered["version"] == verified["version"] == 1
+    assert registered["root_digest"] == verified["root_digest"]
+    assert verified["run_id"] == run_id and verified["path"] == str(tmp_path / name / "1")
