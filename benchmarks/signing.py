@@ -3,12 +3,13 @@
     python benchmarks/signing.py [--quick] [--reps N] [--dir TMPDIR]
 
 Builds a ~1 GiB model of 8 files (``--quick``: 256 MiB) in a temporary directory (deleted afterwards),
-warms the page cache, then measures, best of ``--reps`` runs, interleaved:
+then measures, best of ``--reps`` runs, interleaved, warming the page cache before each timed step:
 
 - pipeshield hashing alone with 1 and 2 workers (``two_worker_speedup`` = t1 / t2);
 - ``openssl dgst -sha256`` over the same files, one process (``hash_vs_openssl`` = openssl time / our
   1-worker time: ≥ 1 means we hash at least as fast as openssl on one core);
-- ``sign_model`` (scan + hash + bindings + ML-BOM + sign, local key provider) and ``verify_model``;
+- ``sign_model`` (scan + hash + bindings + ML-BOM + sign, local key provider) and ``verify_model``,
+  both with their default worker count (like model-signing: CPUs + 4 threads);
 - ``model_signing`` signing the same directory with a local EC P-256 PEM key
   (``sign_vs_model_signing`` = our sign time / theirs: ≤ 1 means no slower).
 
@@ -65,13 +66,12 @@ def warm(root: Path) -> None:
                 pass
 
 
-def best_of(reps: int, run: Callable[[], object]) -> list[float]:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return times
+def timed(model: Path, run: Callable[[], object]) -> float:
+    """Seconds ``run`` takes, the model files warmed first (this VM's page cache evicts them between runs)."""
+    warm(model)
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
 def main() -> int:
@@ -101,19 +101,18 @@ def main() -> int:
         model_files = sorted(str(p) for p in model.iterdir())
         files, _ = list_model_files(model, ())
         size = sum(p.stat().st_size for p in files.values())
-        warm(model)
 
         runs: dict[str, list[float]] = {k: [] for k in ("hash_1", "hash_2", "openssl", "sign", "verify",
                                                          "model_signing")}
         for _ in range(args.reps):  # interleaved so that machine noise hits every variant alike
-            runs["openssl"] += best_of(1, lambda: subprocess.run([openssl, "dgst", "-sha256", *model_files],
-                                                                  check=True, stdout=subprocess.DEVNULL))
-            runs["hash_1"] += best_of(1, lambda: hash_files(files, workers=1))
-            runs["hash_2"] += best_of(1, lambda: hash_files(files, workers=2))
-            runs["model_signing"] += best_of(1, lambda: signing.Config().use_elliptic_key_signer(
-                private_key=pem_path).set_hashing_config(hashing.Config()).sign(model, ms_sig))
-            runs["sign"] += best_of(1, lambda: sign_model(model, provider, "bench", ModelBindings(name="bench")))
-            runs["verify"] += best_of(1, lambda: _verified(model, trusted))
+            runs["openssl"].append(timed(model, lambda: subprocess.run(
+                [openssl, "dgst", "-sha256", *model_files], check=True, stdout=subprocess.DEVNULL)))
+            runs["hash_1"].append(timed(model, lambda: hash_files(files, workers=1)))
+            runs["hash_2"].append(timed(model, lambda: hash_files(files, workers=2)))
+            runs["model_signing"].append(timed(model, lambda: signing.Config().use_elliptic_key_signer(
+                private_key=pem_path).set_hashing_config(hashing.Config()).sign(model, ms_sig)))
+            runs["sign"].append(timed(model, lambda: sign_model(model, provider, "bench", ModelBindings(name="bench"))))
+            runs["verify"].append(timed(model, lambda: _verified(model, trusted)))
         assert (model / SIGNATURE_FILE).exists()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -63,7 +63,8 @@ def sign_model(model_dir: str | os.PathLike[str], provider: KeyProvider, key_nam
 
 
 def _write_all(root: Path, contents: dict[str, bytes]) -> None:
-    """Write every file to a temporary name first, then rename them all: no partial signature on failure."""
+    """Write every file to a temporary name first, then rename them all: no partial signature on failure.
+    (No fsync: a file torn by a crash fails verification, which is the safe outcome.)"""
     temps: dict[str, str] = {}
     try:
         for name, data in contents.items():
@@ -71,8 +72,6 @@ def _write_all(root: Path, contents: dict[str, bytes]) -> None:
             temps[name] = temp
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.chmod(temp, 0o644)
         for name, temp in temps.items():  # the signature (last) makes the set valid
             os.replace(temp, root / name)
