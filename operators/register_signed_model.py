@@ -1,0 +1,44 @@
+"""``RegisterSignedModelOperator``: the register stage. Scan, sign and register a model through the signed registry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from pipeshield.hooks.keys import KeyProviderHook
+from pipeshield.hooks.mlflow import MlflowHook
+from pipeshield.registry import ROOT_DIGEST_TAG
+from pipeshield.signing import ArtifactDigest
+
+
+class RegisterSignedModelOperator(BaseOperator):
+    """Register ``model_uri`` as a new signed version of ``model_name`` (see ``MlflowHook.register_signed_model``).
+
+    ``datasets`` and ``gate_reports`` are ``{"uri", "sha256"}`` items bound into the signature. The key
+    comes from the ``register`` stage's key provider (``vault_conn_id``). Returns (XCom) ``name``,
+    ``version``, ``source`` (the signed copy) and ``root_digest``.
+    """
+
+    template_fields: Sequence[str] = ("model_uri", "model_name", "datasets", "gate_reports")
+    ui_color = "#f5b041"
+
+    def __init__(self, *, model_uri: str, model_name: str, datasets: Sequence[dict[str, str]] = (),
+                 gate_reports: Sequence[dict[str, str]] = (), key_name: str | None = None,
+                 mlflow_conn_id: str = MlflowHook.default_conn_name,
+                 vault_conn_id: str = KeyProviderHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_uri, self.model_name = model_uri, model_name
+        self.datasets, self.gate_reports, self.key_name = datasets, gate_reports, key_name
+        self.mlflow_conn_id, self.vault_conn_id = mlflow_conn_id, vault_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = MlflowHook(self.mlflow_conn_id, self.vault_conn_id)
+        mv = hook.register_signed_model(
+            self.model_uri, self.model_name, key_name=self.key_name,
+            datasets=[ArtifactDigest(**d) for d in self.datasets or ()],
+            gate_reports=[ArtifactDigest(**d) for d in self.gate_reports or ()])
+        self.log.info("registered signed %r v%s from %s", mv.name, mv.version, self.model_uri)
+        return {"name": mv.name, "version": int(mv.version), "source": mv.source,
+                "root_digest": mv.tags.get(ROOT_DIGEST_TAG)}
