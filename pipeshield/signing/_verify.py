@@ -46,8 +46,9 @@ def verify_model(model_dir: str | os.PathLike[str], keys: TrustedKeys, *, expect
 
     found = keys.lookup(envelope.hint)
     if found is None:
+        retired = f" (versions below v{keys.min_version} are retired)" if keys.min_version > 1 else ""
         return VerificationResult.failure(
-            "signature", f"{SIGNATURE_FILE!r} was not made by any trusted version of key {keys.key_name!r}",
+            "signature", f"{SIGNATURE_FILE!r} was not made by any trusted version of key {keys.key_name!r}{retired}",
             SIGNATURE_FILE)
     key_version, public_key = found
     if key_version < keys.min_version:
