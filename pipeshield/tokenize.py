@@ -24,7 +24,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -114,10 +114,11 @@ def tokenize_file(
     context: str, token_columns: Sequence[str] = (), encrypt_columns: Sequence[str] = (), domain: str = "",
 ) -> TokenizeResult:
     """Tokenize a CSV or parquet file (format from the suffix) into ``dst``, written atomically."""
+    table_format(dst)
     frame = read_table(src)
     out, result = tokenize_frame(frame, provider, key_name=key_name, context=context, domain=domain,
                                  token_columns=token_columns, encrypt_columns=encrypt_columns)
-    write_table(out, dst)
+    _write_file(out, dst)
     return dataclasses.replace(result, output_sha256=sha256_file(dst))
 
 
@@ -128,31 +129,39 @@ def detokenize_file(
     """Decrypt the ``encrypt_columns`` of a CSV or parquet file into ``dst``, written atomically."""
     out = detokenize_frame(read_table(src), provider, key_name=key_name, context=context,
                            encrypt_columns=encrypt_columns)
-    write_table(out, dst)
+    _write_file(out, dst)
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    kind = _kind(path)
-    return pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, dtype=str, keep_default_na=False,
-                                                                         na_values=[""])
+def read_table(source: str | os.PathLike[str] | IO[bytes], fmt: str | None = None) -> pd.DataFrame:
+    """A CSV (all columns as text) or parquet table from a path or a binary stream (``fmt``: csv/parquet)."""
+    kind = fmt or table_format(source)  # type: ignore[arg-type]
+    if kind == "parquet":
+        return pd.read_parquet(source)
+    return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
 
 
-def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    kind = _kind(path)
-    with atomic_output(path) as handle:
-        if kind == "parquet":
-            frame.to_parquet(handle, index=False)
-        else:
-            handle.write(frame.to_csv(index=False).encode("utf-8"))
+def write_table(frame: pd.DataFrame, dst: IO[bytes], fmt: str) -> None:
+    """Write ``frame`` as CSV or parquet to a binary stream."""
+    if fmt == "parquet":
+        frame.to_parquet(dst, index=False)
+    else:
+        dst.write(frame.to_csv(index=False).encode("utf-8"))
 
 
-def _kind(path: str | os.PathLike[str]) -> str:
-    suffix = Path(path).suffix.lower()
+def table_format(path: str | os.PathLike[str]) -> str:
+    """``csv`` or ``parquet`` from a file name's suffix."""
+    suffix = Path(str(path)).suffix.lower()
     if suffix in (".parquet", ".pq"):
         return "parquet"
     if suffix in (".csv", ".txt"):
         return "csv"
     raise TokenizeError(f"unsupported table format {suffix!r} for {str(path)!r}: use .csv or .parquet")
+
+
+def _write_file(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    fmt = table_format(path)
+    with atomic_output(path) as handle:
+        write_table(frame, handle, fmt)
 
 
 def _check_columns(frame: pd.DataFrame, tokens: Sequence[str], encrypted: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

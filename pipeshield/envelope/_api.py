@@ -24,7 +24,13 @@ from pipeshield.envelope._header import (
     read_header,
 )
 from pipeshield.envelope._stream import Digest, Progress, open_body, read_full, seal
-from pipeshield.errors import InvalidWrappedKeyError, KeyNotFoundError, KeyVersionError, PermissionDeniedError
+from pipeshield.errors import (
+    InvalidWrappedKeyError,
+    KeyNotFoundError,
+    KeyVersionError,
+    PermissionDeniedError,
+    PipeshieldError,
+)
 from pipeshield.keys import KeyProvider
 from pipeshield.lineage import lineage_span
 
@@ -131,7 +137,7 @@ def rewrap_stream(src: IO[bytes], dst: IO[bytes], provider: KeyProvider) -> Rewr
         try:
             wrapped = provider.rewrap(header.key_name, header.wrapped_key)
         except (KeyVersionError, InvalidWrappedKeyError, KeyNotFoundError) as exc:
-            raise _key_error(header, exc, "rewrap") from None
+            raise _key_error(provider, header, exc, "rewrap") from None
         new_header = header.with_wrapped_key(wrapped)
         digest = hashlib.sha256()
         header_bytes = new_header.to_bytes()
@@ -168,15 +174,15 @@ def _unwrap(provider: KeyProvider, header: Header) -> bytes:
     try:
         return provider.unwrap(header.key_name, header.wrapped_key)
     except (KeyVersionError, InvalidWrappedKeyError, KeyNotFoundError, PermissionDeniedError) as exc:
-        raise _key_error(header, exc, "unwrap") from None
+        raise _key_error(provider, header, exc, "unwrap") from None
 
 
-def _key_error(header: Header, exc: Exception, action: str) -> EnvelopeKeyError:
+def _key_error(provider: KeyProvider, header: Header, exc: Exception, action: str) -> EnvelopeKeyError:
     where = f"key {header.key_name!r} version {header.key_version}"
     if isinstance(exc, KeyVersionError):
         return KeyVersionRefusedError(
-            f"cannot {action} the data key: it is wrapped under {where}, which the key provider refuses "
-            f"({exc}). Rewrap envelopes before raising min_decryption_version"
+            f"cannot {action} the data key: it is wrapped under {where}, which the key provider refuses"
+            f"{_version_status(provider, header)} ({exc}). Rewrap envelopes before raising min_decryption_version"
         )
     if isinstance(exc, KeyNotFoundError):
         return EnvelopeKeyError(f"cannot {action} the data key: the key provider has no key {header.key_name!r}")
@@ -186,6 +192,19 @@ def _key_error(header: Header, exc: Exception, action: str) -> EnvelopeKeyError:
         f"cannot {action} the data key under {where}: wrong key (another keyring or Vault?) "
         f"or the wrapped key in the header was altered ({exc})"
     )
+
+
+def _version_status(provider: KeyProvider, header: Header) -> str:
+    """Why a version is refused, from the key's public facts (asked only on this failure path)."""
+    try:
+        info = provider.key_info(header.key_name)
+    except PipeshieldError:
+        return ""
+    if header.key_version < info.min_decryption_version:
+        return f": version {header.key_version} is retired (min_decryption_version is {info.min_decryption_version})"
+    if header.key_version > info.latest_version:
+        return f": version {header.key_version} is unknown (latest is {info.latest_version})"
+    return ""
 
 
 def _tags(plain_size: int, chunk: int) -> int:

@@ -136,7 +136,7 @@ def test_rotation_rewrap_and_min_decryption_version(provider: LocalKeyProvider, 
     decrypted = decrypt_file(tmp_path / "rewrapped.pse", tmp_path / "model.out", provider, context="m")
     assert (tmp_path / "model.out").read_bytes() == src.read_bytes()
     assert decrypted.key_version == 2
-    with pytest.raises(KeyVersionRefusedError, match=r"version 1.*below min_decryption_version 2.*Rewrap"):
+    with pytest.raises(KeyVersionRefusedError, match=r"version 1 is retired \(min_decryption_version is 2\).*Rewrap"):
         decrypt_file(tmp_path / "stale.pse", tmp_path / "stale.out", provider, context="m")
     assert not (tmp_path / "stale.out").exists()
     with pytest.raises(KeyVersionRefusedError, match="cannot rewrap"):
