@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeshield.datasets import sha256_file
-from pipeshield.envelope import encrypt_file
+from pipeshield.envelope import IntegrityError, encrypt_file
 from pipeshield.keys import open_key_provider
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
@@ -92,3 +93,29 @@ def test_tampered_envelope_fails_the_task_and_writes_nothing(envelope_dags: Path
     (people / "tampered.pse").write_bytes(bytes(blob))
     assert dag.test(run_conf={"workdir": str(people)}).state == "failed"
     assert not (people / "out").exists() or list((people / "out").iterdir()) == []
+
+
+def test_object_storage_uris_stream_through_objectstoragepath(people: Path, tmp_path: Path) -> None:
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from pipeshield.operators.envelope import DecryptOperator, EncryptOperator
+
+    attach("memory", fs=MemoryFileSystem())  # an in-process object store for the test
+    uri = f"memory://pipeshield-test/{tmp_path.name}/train.csv.pse"
+    enc = EncryptOperator(task_id="e", src=str(people / "train.csv"), dst=uri).execute({})
+    assert ObjectStoragePath(uri).read_bytes().startswith(b"PSHLDENC")
+    assert enc["ciphertext_sha256"] == hashlib.sha256(ObjectStoragePath(uri).read_bytes()).hexdigest()
+    dec = DecryptOperator(task_id="d", src=uri, dst=str(tmp_path / "back.csv")).execute({})
+    assert (tmp_path / "back.csv").read_bytes() == (people / "train.csv").read_bytes()
+    assert dec["plaintext_sha256"] == enc["plaintext_sha256"]
+
+    blob = bytearray(ObjectStoragePath(uri).read_bytes())
+    blob[-1] ^= 1
+    tampered = f"memory://pipeshield-test/{tmp_path.name}/tampered.pse"
+    ObjectStoragePath(tampered).write_bytes(bytes(blob))
+    target = f"memory://pipeshield-test/{tmp_path.name}/out/plain.csv"
+    with pytest.raises(IntegrityError):
+        DecryptOperator(task_id="d2", src=tampered, dst=target, binding={"path": uri}).execute({})
+    assert not ObjectStoragePath(target).exists()
