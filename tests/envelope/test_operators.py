@@ -25,6 +25,9 @@ def envelope_dags(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for name in ("envelope_roundtrip.py", "envelope_tampered.py"):
         shutil.copy(DAGS / name, folder / name)
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(folder))
+    from airflow import settings  # read once at import: the value may predate this test
+
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(folder))
     return folder
 
 
