@@ -34,7 +34,8 @@ from pipeshield.errors import PipeshieldError
 from pipeshield.keys import KeyProvider
 from pipeshield.lineage import lineage_span
 
-TOKEN_PREFIX = "tok:"  # nosec B105 a token format marker, not a password
+# a token format marker, not a password
+TOKEN_PREFIX = "tok:"  # nosec B105
 _SUBKEY_LABEL = b"pipeshield-tokenize-v1\x1f"
 
 

@@ -17,7 +17,7 @@ WORK = "{{ dag_run.conf['workdir'] }}"
 
 with DAG("pipeshield_envelope_roundtrip", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
     encrypt = EncryptOperator(task_id="encrypt", src=f"{WORK}/train.csv", dst=f"{WORK}/enc/{{{{ run_id }}}}.pse",
-                              binding={"dataset": "train", "run": "{{ run_id }}"}, stage="prepare")
+                              binding={"dataset": "train", "run": "{{ run_id }}"}, stage="validate")
     decrypt = DecryptOperator(task_id="decrypt", src="{{ ti.xcom_pull(task_ids='encrypt')['dst'] }}",
                               dst=f"{WORK}/dec/train.csv", binding={"dataset": "train", "run": "{{ run_id }}"})
     encrypt_uri = EncryptOperator(task_id="encrypt_uri", src=f"file://{WORK}/train.csv", dst=f"file://{WORK}/uri/train.pse")

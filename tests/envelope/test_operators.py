@@ -61,7 +61,7 @@ def test_encrypt_decrypt_tokenize_in_a_dag(envelope_dags: Path, people: Path) ->
     enc, dec = xcom["encrypt"], xcom["decrypt"]
     assert enc["plaintext_sha256"] == dec["plaintext_sha256"] == original
     assert enc["ciphertext_sha256"] == dec["ciphertext_sha256"] == sha256_file(enc["dst"])
-    assert (enc["key_name"], enc["key_version"], enc["stage"], dec["stage"]) == ("pipeshield-data", 1, "prepare", "train")
+    assert (enc["key_name"], enc["key_version"], enc["stage"], dec["stage"]) == ("pipeshield-data", 1, "validate", "train")
     assert enc["dst"] == f"{people}/enc/{run.run_id}.pse"  # templated paths
     assert (people / "dec" / "train.csv").read_bytes() == (people / "train.csv").read_bytes()
     assert b"@corp.example" not in Path(enc["dst"]).read_bytes()
