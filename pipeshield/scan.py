@@ -19,12 +19,14 @@ import json
 import os
 import re
 import select
-import subprocess
+# runs only our own scanner worker (sys.executable -m pipeshield._scan_worker), never a shell
+import subprocess  # nosec B404
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from picklescan.scanner import SafetyLevel, scan_pickle_bytes
+# picklescan disassembles pickles without loading them
+from picklescan.scanner import SafetyLevel, scan_pickle_bytes  # nosec B403
 
 from pipeshield.errors import ConfigError, UnsafeModelError
 
@@ -159,7 +161,8 @@ class _Worker:
 
     def restart(self, *, kill: bool = False) -> None:
         self._stop(kill=kill)
-        self._process = subprocess.Popen(
+        # fixed argv: this interpreter running our scanner module
+        self._process = subprocess.Popen(  # nosec B603
             [sys.executable, "-m", "pipeshield._scan_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         # the per-file budget starts once the worker has imported picklescan
@@ -169,7 +172,8 @@ class _Worker:
 
     def scan(self, path: Path, timeout: float) -> dict | None:
         """The worker's result for ``path``, or None when it did not answer within ``timeout`` seconds."""
-        assert self._process is not None and self._process.stdin is not None
+        if self._process is None or self._process.stdin is None:
+            raise UnsafeModelError("the scanner process is not running; refusing to sign unscanned files")
         try:
             self._process.stdin.write(json.dumps(str(path)).encode() + b"\n")
             self._process.stdin.flush()
@@ -179,7 +183,8 @@ class _Worker:
         return answer if answer is None or isinstance(answer, dict) else {"error": "scanner process failed"}
 
     def _read(self, timeout: float) -> object:
-        assert self._process is not None and self._process.stdout is not None
+        if self._process is None or self._process.stdout is None:
+            raise UnsafeModelError("the scanner process is not running; refusing to sign unscanned files")
         ready, _, _ = select.select([self._process.stdout], [], [], timeout)
         if not ready:
             return None

@@ -51,6 +51,7 @@ class TrustedKeys:
         for version, pem in sorted(self.public_keys.items()):
             if hint and pem_hint(pem) == hint:
                 key = serialization.load_pem_public_key(pem.encode("ascii"))
-                assert isinstance(key, ec.EllipticCurvePublicKey)
+                if not isinstance(key, ec.EllipticCurvePublicKey):
+                    raise SignatureFormatError(f"key {self.key_name!r} v{version} is not an EC public key")
                 return version, key
         return None

@@ -108,7 +108,8 @@ def verify_or_raise(model_dir: str | os.PathLike[str], keys: TrustedKeys, *, exp
                     progress: ProgressCallback | None = None) -> SignedContents:
     result = verify_model(model_dir, keys, expected=expected, policy=policy, workers=workers, progress=progress)
     result.raise_for_failure()
-    assert result.contents is not None
+    if result.contents is None:
+        raise SignatureFormatError("verification passed without signed contents")
     return result.contents
 
 
