@@ -9,6 +9,7 @@ import pickletools  # nosec B403
 import sys
 import zipfile
 
+# picklescan reads pickle opcodes; it never unpickles
 from picklescan.scanner import scan_file_path  # nosec B403
 
 _NOT_RAW_PICKLE = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x93NUMPY")
