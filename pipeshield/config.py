@@ -141,6 +141,10 @@ class Settings:
     signing_key: str = _setting("pipeshield-signing", _text, "Transit key (ECDSA P-256) that signs models.")
     mlflow_tracking_uri: str | None = _setting(None, _optional_text, "MLflow tracking URI; falls back to `MLFLOW_TRACKING_URI`.")
     stage: str | None = _setting(None, _optional_text, "Pipeline stage this process acts as.")
+    ledger_url: str | None = _setting(
+        None, _optional_text, "Lineage ledger store (SQLAlchemy URL). Default: SQLite `<home>/lineage.db`.",
+        secret=True,  # a URL may carry a database password
+    )
 
     @classmethod
     def load(
