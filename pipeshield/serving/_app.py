@@ -7,7 +7,7 @@ SHA-256 of the request body, never the feature values. An incoming ``traceparent
 span a child of the caller's span.
 """
 
-from __future__ import annotations
+# no ``from __future__ import annotations``: FastAPI must see the real ``Request`` annotation
 
 import asyncio
 from typing import Any
