@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -49,6 +51,19 @@ def train_model():
 with DAG("lineage_pipeshield", schedule=None):
     train_model()
 '''
+
+
+def _reap_group(pgid: int, grace: float = 60.0) -> None:
+    """The scheduler and triggerer outlive ``standalone`` on SIGTERM for a while: wait, then SIGKILL."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _api(base: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -115,7 +130,12 @@ def test_dag_runs_are_single_traces_with_pipeshield_spans_under_worker_spans(otl
         "VAULT_TOKEN": SECRET,
     }
     log = tmp_path / "standalone.log"
-    with running([AIRFLOW, "standalone"], f"{base}/api/v2/monitor/health", log, env=env, cwd=home, timeout=420):
+    groups: list[int] = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: [_reap_group(g) for g in groups])  # after running() sent SIGTERM to the group
+        standalone = stack.enter_context(
+            running([AIRFLOW, "standalone"], f"{base}/api/v2/monitor/health", log, env=env, cwd=home, timeout=420))
+        groups.append(standalone.pid)
         runs = {dag_id: _run_dag(base, dag_id, log) for dag_id in ("lineage_unmodified", "lineage_pipeshield")}
         for dag_id, run_id in runs.items():
             state = _until(f"{dag_id} finished", lambda: _run_state(base, dag_id, run_id), 420, log)
