@@ -95,15 +95,15 @@ class UnsafeUnverifiedDownload:
     """
 
     def __call__(self, name: str, version: str, *, tracking_uri: str | None, dest: Path) -> VerifiedModel:
-        from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         model_version = client.get_model_version(name, version)
-        repository = ModelsArtifactRepository(f"models:/{name}/{version}", tracking_uri=tracking_uri,
-                                              registry_uri=tracking_uri)  # never mlflow.set_tracking_uri
+        location = client.get_model_version_download_uri(name, version)
+        repository = get_artifact_repository(location, tracking_uri=tracking_uri, registry_uri=tracking_uri)
         dest.mkdir(parents=True, exist_ok=True)
-        local = Path(repository.download_artifacts("", dst_path=str(dest)))
+        local = Path(repository.download_artifacts("", dst_path=str(dest)))  # never mlflow.set_tracking_uri
         source = model_version.source or ""
         model_id = model_version.model_id or (source.split("/", 1)[1] if source.startswith("models:/") else None)
         return VerifiedModel(
