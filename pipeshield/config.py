@@ -139,6 +139,13 @@ class Settings:
     vault_verify: bool = _setting(True, _bool, "Verify Vault's TLS certificate.")
     wrapping_key: str = _setting("pipeshield-data", _text, "Transit key that wraps data keys.")
     signing_key: str = _setting("pipeshield-signing", _text, "Transit key (ECDSA P-256) that signs models.")
+    trusted_keys_dir: Path | None = _setting(
+        None, _optional_path,
+        "Directory of trusted signing public keys `<key>.v<N>.pem` (verifiers without key-provider access).",
+    )
+    protected_aliases: str = _setting(
+        "champion", _text, "Comma-separated registry aliases that may point only at verified model versions."
+    )
     mlflow_tracking_uri: str | None = _setting(None, _optional_text, "MLflow tracking URI; falls back to `MLFLOW_TRACKING_URI`.")
     stage: str | None = _setting(None, _optional_text, "Pipeline stage this process acts as.")
     ledger_url: str | None = _setting(

@@ -75,3 +75,45 @@ class KeyringCorruptedError(KeyProviderError):
 
 class WrongMasterKeyError(KeyProviderError):
     """The master key does not open this keyring."""
+
+
+# --- model signing, scanning and verification --------------------------------
+
+
+class SignatureError(PipeshieldError):
+    """A model signature is missing, malformed, untrusted or does not match the model.
+
+    ``subject`` names the file or binding at fault when there is one.
+    """
+
+    def __init__(self, message: str, subject: str | None = None) -> None:
+        self.subject = subject
+        super().__init__(message)
+
+
+class SignatureFormatError(SignatureError):
+    """A signature bundle, bindings file or ML-BOM is malformed or of an unsupported kind."""
+
+
+class UntrustedSignatureError(SignatureError):
+    """The signature is invalid, made by an unknown key, or by a retired key version."""
+
+
+class ModelIntegrityError(SignatureError):
+    """The model's files differ from the signed manifest (a file changed, added or removed)."""
+
+
+class BindingMismatchError(SignatureError):
+    """The signed bindings (registered name, version, run, datasets...) differ from what was expected."""
+
+
+class ModelPathError(PipeshieldError):
+    """A model directory holds a path pipeshield refuses: a symlink leaving it, a traversal name, a special file."""
+
+
+class UnsafeModelError(PipeshieldError):
+    """The artifact scan found a dangerous or unknown pickle global, failed to parse a file, or ran out of budget."""
+
+    def __init__(self, message: str, findings: tuple[str, ...] = ()) -> None:
+        self.findings = findings
+        super().__init__(message)

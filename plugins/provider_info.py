@@ -16,5 +16,6 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "connection-types": [
             {"connection-type": "pipeshield_vault", "hook-class-name": "pipeshield.hooks.keys.KeyProviderHook"},
+            {"connection-type": "pipeshield_mlflow", "hook-class-name": "pipeshield.hooks.mlflow.MlflowHook"},
         ],
     }

@@ -1,0 +1,13 @@
+"""Errors of the MLflow registry integration."""
+
+from __future__ import annotations
+
+from pipeshield.errors import PipeshieldError
+
+
+class RegistryError(PipeshieldError):
+    """MLflow could not be reached, or a model, version or alias does not exist or has no artifacts."""
+
+
+class RegistrationRefusedError(RegistryError):
+    """The registry refused a model version (e.g. ``PERMISSION_DENIED`` from the signed store); nothing was registered."""
