@@ -1,1 +1,1 @@
-"""Data checks run before training: Great Expectations validation, poisoning detection and the gate."""
+"""Data checks that run before training (poisoning detection; validation lives beside it)."""
