@@ -88,10 +88,6 @@ class DataInputError(DataGateError):
     """A dataset cannot be read: missing, unreadable, empty or of an unsupported format."""
 
 
-class DataSchemaError(DataGateError):
-    """A dataset's columns, dtypes or values do not fit what the gate expects; the message names them."""
-
-
 class ExpectationSuiteError(DataGateError):
     """A Great Expectations suite is missing, malformed or names an unknown expectation."""
 
