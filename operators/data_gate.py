@@ -13,8 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from pipeshield.config import Settings
 from pipeshield.errors import DataGateFailed, DataInputError, PipeshieldError
-
-STAGE_PARAM = "pipeshield_stage"
+from pipeshield.plugins.gate_policy import STAGE_PARAM
 
 
 class DataGateOperator(BaseOperator):

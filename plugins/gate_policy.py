@@ -22,13 +22,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from airflow.exceptions import AirflowClusterPolicyViolation
-from airflow.policies import hookimpl
+import pluggy
 
 from pipeshield.config import Settings
-from pipeshield.operators.data_gate import STAGE_PARAM, DataGateOperator
+
+# Airflow imports are deferred: Airflow loads this module while it initialises, so a top-level
+# ``import airflow...`` here could register a half-imported module without its hooks.
+hookimpl = pluggy.HookimplMarker("airflow.policy")
 
 GATE_PREFIX = "pipeshield_gate__"
+STAGE_PARAM = "pipeshield_stage"
 _OPTIONS = ("label_column", "suite", "reference", "on_flag", "clean", "quarantine")
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,8 @@ def gate_task_id(task: Any) -> str:
 
 
 def _insert_gate(dag: Any, task: Any, settings: Settings) -> None:
+    from pipeshield.operators.data_gate import DataGateOperator
+
     if gate_task_id(task) in dag.task_dict:
         return
     uri, options = _dataset_of(dag, task)
@@ -93,6 +98,8 @@ def _insert_gate(dag: Any, task: Any, settings: Settings) -> None:
 
 def _dataset_of(dag: Any, task: Any) -> tuple[str, Mapping[str, Any]]:
     """The training task's single dataset inlet: its URI and its ``extra["pipeshield"]`` options."""
+    from airflow.exceptions import AirflowClusterPolicyViolation
+
     inlets = list(task.inlets or [])
     where = f"{dag.dag_id}.{task.task_id}"
     if len(inlets) != 1:

@@ -108,10 +108,12 @@ def test_quarantine_cannot_fix_a_table_level_failure(tables: GateData, tmp_path:
     assert "quarantine impossible: table-level" in (tmp_path / "r.txt").read_text()
 
 
-def test_warn_records_flags_and_lets_the_batch_through(tables: GateData, tmp_path: Path) -> None:
-    result = run_gate(tables.poisoned, reference=tables.reference, report_path=tmp_path / "r.json", on_flag="warn")
-    assert (result.verdict, result.action) == ("fail", "warned") and result.clean is None
-    assert result.training_data == result.incoming
+def test_warn_records_flags_and_lets_the_batch_through(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"f0": [0.1, 42.0, 0.3], "label": [0, 1, 0]})
+    result = run_gate(frame, suite=SUITE, poisoning=False, report_path=tmp_path / "r.json", on_flag="warn")
+    assert (result.verdict, result.action, result.n_flagged) == ("fail", "warned", 1)
+    assert result.fired == ("validation:expect_column_values_to_be_between(f0)",)
+    assert result.clean is None and result.training_data == result.incoming
 
 
 def test_dataframe_input_is_identified_by_its_rows(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """A training DAG that uses ``DataGateOperator`` explicitly; training reads the gate's XCom
-(``training_data``: the clean split after a quarantine). Settings from ``gate_config.json``."""
+(``training_data``: the clean split after a quarantine). Settings from the JSON file of the same name."""
 
 import json
 from pathlib import Path
@@ -9,7 +9,7 @@ from airflow.sdk import DAG, task
 from pipeshield.checks._tables import local_path
 from pipeshield.operators.data_gate import DataGateOperator
 
-CONFIG = json.loads(Path(__file__).with_name("gate_config.json").read_text())
+CONFIG = json.loads(Path(__file__).with_suffix(".json").read_text())
 
 with DAG("gate_explicit_train", schedule=None):
     gate = DataGateOperator(

@@ -1,7 +1,7 @@
 """An ordinary training DAG with no pipeshield code: the training task only declares its dataset
 (an inlet) and the ``pipeshield_stage`` marker. The cluster policy puts the data gate in front of it.
 
-Test settings come from ``gate_config.json`` next to this file (written by the test)."""
+Test settings come from the JSON file of the same name next to this file (written by the test)."""
 
 import json
 from pathlib import Path
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from airflow.sdk import DAG, Asset, task
 
-CONFIG = json.loads(Path(__file__).with_name("gate_config.json").read_text())
+CONFIG = json.loads(Path(__file__).with_suffix(".json").read_text())
 
 with DAG("gate_policy_train", schedule=None, tags=["ml"]):
 
