@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -175,3 +177,29 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path, case: str, error: type, me
     with pytest.raises(error, match=message):
         run_gate(data, report_path=tmp_path / "out" / "r.json", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_gate_opens_a_lineage_span_with_verdict_and_digests(tmp_path: Path) -> None:
+    # own process: the global tracer provider can be set only once per process
+    code = f"""
+import json, pandas as pd
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exporter = InMemorySpanExporter()
+provider = TracerProvider(); provider.add_span_processor(SimpleSpanProcessor(exporter)); trace.set_tracer_provider(provider)
+from pipeshield.checks.gate import run_gate
+pd.DataFrame({{"f0": [0.1, 0.2], "label": [0, 1]}}).to_parquet({str(tmp_path / 'b.parquet')!r})
+run_gate({str(tmp_path / 'b.parquet')!r}, suite={SUITE!r}, poisoning=False, report_path={str(tmp_path / 'r.json')!r})
+[span] = exporter.get_finished_spans()
+print(json.dumps({{"name": span.name, **{{k: (list(v) if isinstance(v, tuple) else v) for k, v in span.attributes.items()}}}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    span = json.loads(out.stdout.strip().splitlines()[-1])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert span["name"] == "pipeshield.gate"
+    assert span["pipeshield.gate.verdict"] == "pass" and span["pipeshield.gate.fired"] == []
+    assert span["pipeshield.dataset.sha256"] == sha256_file(tmp_path / "b.parquet") == report["datasets"]["incoming"]["sha256"]
+    assert span["pipeshield.gate.report_sha256"] == hashlib.sha256((tmp_path / "r.json").read_bytes()).hexdigest()

@@ -137,3 +137,26 @@ def test_operator_failure_names_the_checks_that_fired(tmp_path: Path) -> None:
                                   schema={"f0": "int", "label": "int"}, report_path=str(tmp_path / "r2.json"))
     with pytest.raises(AirflowFailException, match=r"cannot check this batch: .*'f0' is float64, expected int"):
         bad_schema.execute({})
+
+
+def test_policy_selects_by_operator_class_inside_task_groups(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import DAG, Asset, BaseOperator, TaskGroup
+
+    from pipeshield.plugins.gate_policy import dag_policy
+
+    class FitOperator(BaseOperator):
+        def execute(self, context: Any) -> None:
+            pass
+
+    monkeypatch.setenv("PIPESHIELD_GATE_TRAIN_OPERATORS", "FitOperator")
+    monkeypatch.setenv("PIPESHIELD_GATE_ON_FLAG", "quarantine")
+    with DAG("groups", schedule=None, params={"pipeshield_stage": "train"}) as dag:  # DAG-level marker: ignored
+        prep = BaseOperator(task_id="prep")
+        with TaskGroup("fit"):
+            fit = FitOperator(task_id="xgb", inlets=[Asset("file:///data/batch.csv", extra={"pipeshield": {"label_column": "y"}})])
+        prep >> fit
+    dag_policy(dag)
+    gate = dag.task_dict["fit.pipeshield_gate__xgb"]
+    assert sorted(dag.task_dict) == ["fit.pipeshield_gate__xgb", "fit.xgb", "prep"]
+    assert gate.upstream_task_ids == {"prep"} and fit.upstream_task_ids == {"prep", "fit.pipeshield_gate__xgb"}
+    assert (gate.label_column, gate.on_flag) == ("y", "fail")  # quarantine without a declared clean file: fail closed
