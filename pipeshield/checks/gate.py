@@ -132,6 +132,8 @@ def run_gate(
     if suite is None and not poisoning:
         raise ValueError("nothing to check: give a suite, or enable the poisoning checks")
     report_path = Path(report_path)
+    if report_path.suffix != ".json":
+        raise ValueError(f"report_path must end in .json (the summary goes next to it as .txt): {report_path}")
     with lineage_span("gate", {"pipeshield.gate.on_flag": on_flag}) as span:
         incoming = read_table(data, "incoming")
         ref = read_table(reference, "reference") if reference is not None else None
