@@ -203,3 +203,18 @@ print(json.dumps({{"name": span.name, **{{k: (list(v) if isinstance(v, tuple) el
     assert span["pipeshield.gate.verdict"] == "pass" and span["pipeshield.gate.fired"] == []
     assert span["pipeshield.dataset.sha256"] == sha256_file(tmp_path / "b.parquet") == report["datasets"]["incoming"]["sha256"]
     assert span["pipeshield.gate.report_sha256"] == hashlib.sha256((tmp_path / "r.json").read_bytes()).hexdigest()
+
+
+def test_cli_check_exits_non_zero_on_a_flagged_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeshield.cli import main
+
+    data = tmp_path / "batch.csv"
+    pd.DataFrame({"f0": [0.1, 42.0, 0.3], "label": [0, 1, 0]}).to_csv(data, index=False)
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps(SUITE))
+    args = ["gate", "check", str(data), "--suite", str(suite), "--no-poisoning", "--report", str(tmp_path / "r.json")]
+    assert main(args) == 1
+    assert "data gate failed: validation:expect_column_values_to_be_between(f0) fired" in capsys.readouterr().err
+    assert main([*args, "--on-flag", "quarantine", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["action"] == "quarantined" and result["clean"]["rows"] == 2 and result["quarantine"]["rows"] == 1
