@@ -87,7 +87,7 @@ class DataGateOperator(BaseOperator):
             raise  # the file may appear or become readable: let Airflow retry
         except DataGateFailed as exc:
             raise AirflowFailException(str(exc)) from exc
-        except (PipeshieldError, ValueError) as exc:
+        except PipeshieldError as exc:
             raise AirflowFailException(f"data gate cannot check this batch: {exc}") from exc
         summary = Path(result.report_path).with_suffix(".txt").read_text(encoding="utf-8")
         if result.action == "warned":

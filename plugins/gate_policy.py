@@ -118,4 +118,8 @@ def _dataset_of(dag: Any, task: Any) -> tuple[str, Mapping[str, Any]]:
         raise AirflowClusterPolicyViolation(
             f"{where}: extra['pipeshield'] must be a mapping with keys among {', '.join(_OPTIONS)}; got {unknown}"
         )
+    if options.get("on_flag") not in (None, "fail", "quarantine", "warn"):
+        raise AirflowClusterPolicyViolation(
+            f"{where}: extra['pipeshield']['on_flag'] must be fail, quarantine or warn; got {options['on_flag']!r}"
+        )
     return uri, options

@@ -37,11 +37,11 @@ from pipeshield.checks._tables import (
     read_table,
     write_table,
 )
-from pipeshield.checks.errors import SchemaMismatchError
+from pipeshield.checks.errors import MissingLabelColumnError, SchemaMismatchError
 from pipeshield.checks.poisoning import CheckSettings, PoisoningConfig, PoisoningReport, run_poisoning_checks
 from pipeshield.checks.validation import ValidationReport, validate_table
 from pipeshield.datasets import sha256_file
-from pipeshield.errors import DataGateFailed
+from pipeshield.errors import ConfigError, DataGateFailed
 from pipeshield.lineage import lineage_span
 
 __all__ = ["DatasetIdentity", "GateResult", "ON_FLAG", "REPORT_FORMAT", "poisoning_config_from_dict", "run_gate"]
@@ -128,12 +128,14 @@ def run_gate(
     ``clean_path``/``quarantine_path`` default to files next to the report.
     """
     if on_flag not in ON_FLAG:
-        raise ValueError(f"on_flag must be one of {', '.join(ON_FLAG)}, got {on_flag!r}")
+        raise ConfigError("on_flag", f"expected one of {', '.join(ON_FLAG)}, got {on_flag!r}")
     if suite is None and not poisoning:
-        raise ValueError("nothing to check: give a suite, or enable the poisoning checks")
+        raise ConfigError("suite", "nothing to check: give a suite, or enable the poisoning checks")
+    if poisoning and not label_column:
+        raise ConfigError("label_column", "the poisoning checks need the label column's name")
     report_path = Path(report_path)
     if report_path.suffix != ".json":
-        raise ValueError(f"report_path must end in .json (the summary goes next to it as .txt): {report_path}")
+        raise ConfigError("report_path", f"must end in .json (the summary goes next to it as .txt): {report_path}")
     with lineage_span("gate", {"pipeshield.gate.on_flag": on_flag}) as span:
         incoming = read_table(data, "incoming")
         ref = read_table(reference, "reference") if reference is not None else None
@@ -142,11 +144,13 @@ def run_gate(
             span.set_attributes(_dataset_attributes("pipeshield.reference", ref.identity))
         if schema:
             _check_schema(incoming.frame, schema, "incoming")
+        if poisoning:  # cheap input checks first, before the (slower) validation run
+            for table, where in ((incoming, "incoming"), (ref, "reference")):
+                if table is not None and label_column not in table.frame.columns:
+                    raise MissingLabelColumnError(str(label_column), where)
         validation = validate_table(incoming.frame, suite) if suite is not None else None
         poison = None
         if poisoning:
-            if not label_column:
-                raise ValueError("the poisoning checks need label_column")
             poison = run_poisoning_checks(incoming.frame, label_column=label_column,
                                           reference=None if ref is None else ref.frame, config=poisoning_config)
         result = _decide_and_write(incoming, ref, validation, poison, on_flag, report_path, suite,
@@ -268,7 +272,7 @@ def _write_report(report: dict[str, Any], path: Path) -> str:
 def _check_schema(frame: pd.DataFrame, schema: Mapping[str, str], where: str) -> None:
     unknown = {c: k for c, k in schema.items() if k not in _DTYPE_KINDS}
     if unknown:
-        raise ValueError(f"schema: unknown kind(s) {unknown}; use {', '.join(_DTYPE_KINDS)}")
+        raise ConfigError("schema", f"unknown kind(s) {unknown}; use {', '.join(_DTYPE_KINDS)}")
     missing = [c for c in schema if c not in frame.columns]
     extra = [str(c) for c in frame.columns if c not in schema]
     wrong = [f"{c!r} is {frame[c].dtype}, expected {k}" for c, k in schema.items()
