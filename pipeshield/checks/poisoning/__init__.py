@@ -93,7 +93,7 @@ _CHECKS: dict[str, Callable[[Context], CheckResult]] = {
 }
 _NEEDS_REFERENCE = {"feature_drift", "reference_novelty", "reference_label", "classifier_drift"}
 _UNREFERENCED = {"knn_label_agreement", "isolation_forest", "isolation_forest_per_class",
-                 "spectral_signatures", "trigger_mining", "oof_label_issues"}
+                 "spectral_signatures", "oof_label_issues"}
 
 
 def run_poisoning_checks(incoming: pd.DataFrame, *, label_column: str, reference: pd.DataFrame | None = None,
@@ -143,17 +143,18 @@ def _selected(config: PoisoningConfig, has_reference: bool) -> list[str]:
 
 
 def _row_scores(results: list[CheckResult], n: int) -> np.ndarray:
-    """Review order of rows. With reference-calibrated checks: Tippett's min-p over their calibrated
-    per-row p-values, as -log10(p). Otherwise: the number of checks flagging the row, ties broken by
-    the out-of-fold label-issue score (decisions first, never a blend of raw scores)."""
-    calibrated = [r.row_p_values for r in results if r.row_p_values is not None and r.role != "unreferenced"]
-    if any(r.role == "reference" for r in results):
-        return -np.log10(np.clip(np.min(calibrated, axis=0), 1e-300, 1.0))
+    """Review order of rows: decisions first, never a blend of raw scores. The number of checks
+    flagging the row, ties broken by Tippett's min-p over the reference-calibrated per-row p-values
+    (scaled into [0, 1)); without a reference, by the out-of-fold label-issue rank."""
     votes = np.zeros(n)
     for r in results:
         votes[list(r.flagged_rows)] += 1.0
+    calibrated = [r.row_p_values for r in results if r.row_p_values is not None and r.role == "reference"]
+    if calibrated:
+        evidence = -np.log10(np.clip(np.min(calibrated, axis=0), 1e-300, 1.0))
+        return votes + evidence / (1.0 + evidence)
     tie = next((r.scores for r in results if r.name == "oof_label_issues" and r.scores is not None), None)
-    return votes + (0.0 if tie is None else 0.5 * (np.argsort(np.argsort(tie)) / max(1, n)))
+    return votes + (0.0 if tie is None else np.argsort(np.argsort(tie)) / max(1, n))
 
 
 def _with_seconds(result: CheckResult, seconds: float) -> CheckResult:

@@ -48,16 +48,17 @@ class PoisoningConfig:
     """Family-wise false-alarm level of the reference count tests (Bonferroni over those checks)."""
     drift_alpha: float = 0.01
     """Family-wise level of the gross-drift tests (Bonferroni over those checks)."""
-    row_alpha: float = 0.001
+    row_alpha: float = 0.005
     """A row is flagged by a reference-calibrated check when its calibrated p-value is at most this."""
-    quantiles: tuple[float, ...] = (0.9, 0.95, 0.99, 0.999)
-    """Pooled-threshold levels of the Fisher count test (Bonferroni over the levels used)."""
-    min_exceedances: float = 5.0
+    quantiles: tuple[float, ...] = (0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+    """Pooled-threshold levels of the Fisher count test (its min-p over levels is tested exactly)."""
+    min_exceedances: float = 3.0
     """A level is used only if the pooled sample is expected to have this many rows above it."""
     min_batch_rows: int = 100
     """Below this many incoming rows the count tests are skipped (row flags are still reported)."""
-    calibration_folds: int = 5
-    """Cross-fitting folds over the reference: out-of-fold reference scores are the calibration sample."""
+    calibration_folds: int | None = None
+    """Cross-fitting folds over the reference (out-of-fold reference scores are the calibration
+    sample); ``None`` = 5 below ``boosting_min_rows`` * 2.5 reference rows, else 2."""
     label_model: Literal["auto", "logistic", "gradient_boosting"] = "auto"
     """Trusted-reference label model; ``auto`` = logistic below ``boosting_min_rows`` reference rows."""
     boosting_min_rows: int = 2000
@@ -100,7 +101,7 @@ class PoisoningConfig:
                 raise CheckConfigError(f"{field}: expected a number in (0, 1), got {value!r}")
         if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
             raise CheckConfigError(f"quantiles: expected levels in (0, 1), got {self.quantiles!r}")
-        if self.calibration_folds < 2:
+        if self.calibration_folds is not None and self.calibration_folds < 2:
             raise CheckConfigError(f"calibration_folds: expected at least 2, got {self.calibration_folds!r}")
         if self.label_model not in ("auto", "logistic", "gradient_boosting"):
             raise CheckConfigError(f"label_model: expected auto, logistic or gradient_boosting, got {self.label_model!r}")

@@ -1,6 +1,6 @@
-"""Trusted-reference checks: a label model and a novelty model fitted on the reference only.
+"""Trusted-reference checks: a label model fitted on the reference only, and a novelty model.
 
-Poisoned rows never reach these models' training data, so they cannot learn a trigger
+Poisoned rows never reach the label model's training data, so it cannot learn a trigger
 (research notes §4.2c). The reference is cross-fitted: each of K folds trains a model on the other
 folds and scores its own fold (the held-out calibration scores); incoming rows are scored by the
 average of the K models. The batch verdict is the pooled-threshold Fisher count test of incoming
@@ -32,7 +32,7 @@ def label_model(ctx: Context) -> ClassifierMixin:
     if kind == "auto":
         kind = "gradient_boosting" if len(ctx.data.X_ref) >= ctx.config.boosting_min_rows else "logistic"
     if kind == "gradient_boosting":
-        return HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, random_state=ctx.config.seed)
+        return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=ctx.config.seed)
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
 
 
@@ -54,35 +54,39 @@ def reference_label_check(ctx: Context) -> CheckResult:
             out.append(1.0 - proba[np.arange(len(yy)), yy])
         return out
 
-    ref_scores, scores = _cross_fit(ctx, fit_score, with_labels=True)
+    ref_scores, scores = _cross_fit(ctx, fit_score)
     return _calibrated_result(ctx, "reference_label", ref_scores, scores, started,
                               {"label_model": type(label_model(ctx)).__name__})
 
 
 def reference_novelty_check(ctx: Context) -> CheckResult:
-    """IsolationForest fitted on reference folds; score = negated ``score_samples``."""
+    """IsolationForest fitted without labels on reference ∪ incoming; calibrated on the reference rows.
+
+    Fitting on the pooled rows treats reference and incoming rows identically, so under "incoming is
+    like the reference" their scores stay exchangeable and the count test stays exact; with the
+    incoming rows in the fit, junk rows widen the split ranges and isolate in a few splits (a forest
+    fitted on the reference alone scores far-out rows no higher than its own most extreme rows).
+    """
     started = time.perf_counter()
-
-    def fit_score(train: np.ndarray, X_eval: list[np.ndarray], y_eval: list[np.ndarray]) -> list[np.ndarray]:
-        assert ctx.data.X_ref is not None
-        forest = IsolationForest(n_estimators=100, random_state=ctx.config.seed + int(train[0]))
-        forest.fit(ctx.data.X_ref[train])
-        return [-forest.score_samples(XX) for XX in X_eval]
-
-    ref_scores, scores = _cross_fit(ctx, fit_score, with_labels=False)
-    return _calibrated_result(ctx, "reference_novelty", ref_scores, scores, started, {})
+    assert ctx.data.X_ref is not None
+    pooled = np.vstack([ctx.data.X_ref, ctx.data.X])
+    forest = IsolationForest(n_estimators=200, random_state=ctx.config.seed).fit(pooled)
+    scores = -forest.score_samples(pooled)
+    n_ref = len(ctx.data.X_ref)
+    return _calibrated_result(ctx, "reference_novelty", scores[:n_ref], scores[n_ref:], started, {})
 
 
 FitScore = Callable[[np.ndarray, list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
 
 
-def _cross_fit(ctx: Context, fit_score: FitScore, with_labels: bool) -> tuple[np.ndarray, np.ndarray]:
+def _cross_fit(ctx: Context, fit_score: FitScore) -> tuple[np.ndarray, np.ndarray]:
     """(out-of-fold reference scores, incoming scores averaged over the fold models)."""
     X_ref, y_ref = ctx.data.X_ref, ctx.data.y_ref
     assert X_ref is not None and y_ref is not None
-    folds = min(ctx.config.calibration_folds, len(X_ref))
+    folds = ctx.config.calibration_folds or (5 if len(X_ref) < 2.5 * ctx.config.boosting_min_rows else 2)
+    folds = min(folds, len(X_ref))
     counts = np.bincount(y_ref)
-    if with_labels and counts[counts > 0].min() >= folds:
+    if counts[counts > 0].min() >= folds:
         splitter = StratifiedKFold(folds, shuffle=True, random_state=ctx.config.seed).split(X_ref, y_ref)
     else:
         splitter = KFold(folds, shuffle=True, random_state=ctx.config.seed).split(X_ref)
@@ -109,7 +113,8 @@ def _calibrated_result(ctx: Context, name: str, ref_scores: np.ndarray, scores: 
                            skipped=f"batch of {len(scores)} rows is under min_batch_rows="
                                    f"{ctx.config.min_batch_rows}: count test skipped, rows still flagged",
                            seconds=time.perf_counter() - started)
-    p, test_stats = pooled_fisher_test(ref_scores, scores, ctx.config.quantiles, ctx.config.min_exceedances)
+    p, test_stats = pooled_fisher_test(ref_scores, scores, ctx.config.quantiles, ctx.config.min_exceedances,
+                                       ctx.rng(11))
     stats.update(test_stats)
     fired = p <= alpha
     if fired:  # quarantine the rows above the level at which the excess was detected

@@ -67,8 +67,9 @@ class PoisoningReport:
     """SHA-256 over the incoming rows' canonical hashes (``pipeshield.datasets.table_digest``)."""
     reference_digest: str | None
     row_scores: np.ndarray = dataclasses.field(repr=False, compare=False)
-    """Ranking of rows for review: min over reference-calibrated checks of the row's calibrated p-value,
-    as ``-log10(p)`` (Tippett); without a reference, the mean flag count of the unreferenced checks."""
+    """Review order of rows (higher first): the number of checks flagging the row, ties broken by the
+    row's strongest reference-calibrated evidence (Tippett's min-p), or without a reference by the
+    out-of-fold label-issue rank."""
     config: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     @property

@@ -100,10 +100,12 @@ def spectral_signatures_check(ctx: Context) -> CheckResult:
 
 def trigger_mining_check(ctx: Context) -> CheckResult:
     """Tabular trigger mining (research notes §2.8): exact feature values shared by an unusual number of
-    rows ("spikes") whose rows almost all carry one label, and whose rows' neighbours on the *other*
-    features mostly carry different labels."""
+    rows ("spikes") whose rows almost all carry one label, and whose neighbours on the *other*
+    features mostly carry different labels. Neighbours come from the trusted reference when there
+    is one, else from the incoming rows outside the suspect bins. Runs with and without a reference."""
     started = time.perf_counter()
-    X = _standardised(ctx.data.X)
+    scaler = StandardScaler().fit(ctx.data.X if ctx.data.X_ref is None else ctx.data.X_ref)
+    X = scaler.transform(ctx.data.X)
     y = ctx.data.y
     n = len(y)
     support = max(5, int(0.005 * n))
@@ -128,23 +130,29 @@ def trigger_mining_check(ctx: Context) -> CheckResult:
         features = sorted({j for j, _ in found})
         suspects = np.unique(np.concatenate([rows for _, rows in found]))
         others = np.setdiff1d(np.arange(X.shape[1]), features)
-        population = np.setdiff1d(np.arange(n), suspects)
-        if len(others) == 0 or len(population) <= ctx.config.knn_neighbors:
+        if ctx.data.X_ref is not None and ctx.data.y_ref is not None:
+            pop_X, pop_y = scaler.transform(ctx.data.X_ref), ctx.data.y_ref
+        else:
+            population = np.setdiff1d(np.arange(n), suspects)
+            pop_X, pop_y = X[population], y[population]
+        k = min(ctx.config.knn_neighbors, len(pop_y))
+        if len(others) == 0 or k < 3:
             continue
-        knn = NearestNeighbors(n_neighbors=ctx.config.knn_neighbors).fit(X[population][:, others])
-        idx = knn.kneighbors(X[suspects][:, others], return_distance=False)
-        disagreement = 1.0 - (y[population][idx] == c).mean(axis=1)
+        idx = NearestNeighbors(n_neighbors=k).fit(pop_X[:, others]).kneighbors(
+            X[suspects][:, others], return_distance=False)
+        disagreement = 1.0 - (pop_y[idx] == c).mean(axis=1)
         scores[suspects] = np.maximum(scores[suspects], disagreement)
         if disagreement.mean() >= 0.5:
             mask[suspects] = disagreement >= 0.5
             bins.append({"label": str(ctx.data.classes[c]), "rows": int(len(suspects)),
                          "features": [ctx.data.encoded_names[j] for j in features],
                          "mean_disagreement": float(disagreement.mean())})
-    result = _fraction_result(ctx, "trigger_mining", mask, scores, started)
-    fired = bool(bins) and int(mask.sum()) >= support
-    return CheckResult(result.name, result.role, fired, threshold=support,
-                       statistics={**result.statistics, "suspect_bins": bins[:10]},
-                       flagged_rows=result.flagged_rows, scores=scores, seconds=time.perf_counter() - started)
+    flagged = int(mask.sum())
+    role = "reference" if ctx.has_reference else "unreferenced"
+    return CheckResult("trigger_mining", role, bool(bins) and flagged >= support, threshold=support,
+                       statistics={"flagged_fraction": flagged / n, "suspect_bins": bins[:10]},
+                       flagged_rows=tuple(np.flatnonzero(mask).tolist()), scores=scores,
+                       seconds=time.perf_counter() - started)
 
 
 def _standardised(X: np.ndarray) -> np.ndarray:
