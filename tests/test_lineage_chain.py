@@ -1,8 +1,10 @@
-"""Train → register → serve → predict → ``pipeshield trace``, with a real mlflow server, real
-``pipeshield serve`` and ``pipeshield trace`` processes, OTLP export to a receiver and the ledger."""
+"""Gate → train → signed registration → ``pipeshield serve`` → predict → ``pipeshield trace``, with a
+real mlflow server running the signed registry store, real serve and trace processes, OTLP export to a
+receiver and the ledger."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -15,7 +17,6 @@ import pytest
 
 from pipeshield.lineage import Ledger
 from pipeshield.lineage import attributes as A
-from pipeshield.lineage.verify import default_verifier
 from tests.fixtures._lineage_pipeline import write_dataset
 from tests.fixtures.processes import free_port, running
 
@@ -26,12 +27,16 @@ SECRET = "s.pipeshieldTopSecretToken42"
 
 
 @pytest.fixture
-def lineage_env(mlflow_server, otlp_receiver, tmp_path: Path) -> dict[str, str]:
+def lineage_env(signed_registry, otlp_receiver, tmp_path: Path) -> dict[str, str]:
+    """The pipeline signs with the registry's keyring; serve and trace verify with its public key only."""
     return {
         **os.environ,
-        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "MLFLOW_TRACKING_URI": signed_registry.url,
         "PIPESHIELD_HOME": str(tmp_path / "home"),
-        "PIPESHIELD_MASTER_KEY": "c2VjcmV0LW1hc3Rlci1rZXktbWF0ZXJpYWwtMzJieXRlcyE=",
+        "PIPESHIELD_KEYRING_DIR": str(signed_registry.keyring_dir),
+        "PIPESHIELD_MASTER_KEY": base64.b64encode(signed_registry.master_key).decode(),
+        "PIPESHIELD_SIGNING_KEY": signed_registry.key_name,
+        "PIPESHIELD_TRUSTED_KEYS_DIR": str(signed_registry.trusted_dir),
         "VAULT_TOKEN": SECRET,
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
         "OTEL_TRACES_EXPORTER": "otlp_proto_http",
@@ -69,8 +74,6 @@ def test_prediction_traces_back_to_the_dataset_and_detects_a_changed_byte(
 
     port = free_port()
     serve = [PIPESHIELD, "serve", f"models:/{model['name']}/{model['version']}", "--port", str(port)]
-    if default_verifier() is None:  # the signing layer is not installed: serve unverified, explicitly
-        serve.append("--unsafe-skip-verification")
     ledger_url = f"sqlite:///{tmp_path / 'home' / 'lineage.db'}"
     with running(serve, f"http://127.0.0.1:{port}/ping", tmp_path / "serve.log", env=lineage_env, timeout=180):
         prediction_id, output = _predict(f"http://127.0.0.1:{port}")
@@ -85,12 +88,10 @@ def test_prediction_traces_back_to_the_dataset_and_detects_a_changed_byte(
     assert dataset["facts"]["uri"] == data.resolve().as_uri()
     assert dataset["facts"]["sha256"] == dataset["facts"]["rehashed"]
     assert dataset["status"] == "verified"
-    assert {h["kind"]: h["status"] for h in hops if h["kind"] in ("training_run", "source")}["source"] == "verified"
-    if default_verifier() is not None:
-        assert tree["fully_verified"], traced.stdout
-    else:
-        [signature] = [h for h in hops if h["kind"] == "signature"]
-        assert signature["status"] == "unverifiable" and "no model verifier" in signature["detail"]
+    assert dataset["facts"]["signed"] is True
+    assert {h["kind"] for h in hops} == {"prediction", "model_version", "signature", "training_run", "dataset",
+                                         "gate_report", "source"}
+    assert tree["fully_verified"], traced.stdout
 
     # the prediction span links to the training span stored on the model version
     spans = otlp_receiver.snapshot()

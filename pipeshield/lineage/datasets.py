@@ -108,3 +108,12 @@ def log_dataset(
                                   digest=identity.sha256[:32])
         mlflow.log_input(dataset, context=context, tags=identity.input_tags())
     return identity
+
+
+def record_gate_report(report_sha256: str, verdict: str, report_uri: str) -> None:
+    """Tag the active MLflow run with the data-gate report that cleared its training data."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        raise LineageError("record_gate_report needs an active MLflow run (mlflow.start_run())")
+    mlflow.set_tags({A.GATE_REPORT_SHA256: report_sha256, A.GATE_VERDICT: verdict, A.GATE_REPORT_URI: report_uri})

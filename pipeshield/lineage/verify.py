@@ -3,8 +3,8 @@
 A :class:`ModelVerifier` downloads a registered model version, re-hashes it and checks its signature
 and bindings, returning a :class:`VerifiedModel` (or raising
 :class:`~pipeshield.lineage.errors.ModelVerificationError`). :func:`default_verifier` returns the one
-``pipeshield.signing`` provides when it is installed; without it nothing can be verified, so serving
-refuses to start and the signature hop of a trace is "unverifiable".
+``pipeshield.registry`` provides (:mod:`pipeshield.lineage._signed`); without one nothing can be
+verified, so serving refuses to start and the signature hop of a trace is "unverifiable".
 """
 
 from __future__ import annotations
@@ -58,8 +58,14 @@ class ModelVerifier(Protocol):
     def __call__(self, name: str, version: str, *, tracking_uri: str | None, dest: Path) -> VerifiedModel: ...
 
 
-VERIFIER_FACTORIES: list[Callable[[], ModelVerifier | None]] = []
-"""Where an installed signing layer registers itself (first one returning a verifier wins)."""
+def _signed_registry() -> ModelVerifier | None:
+    from pipeshield.lineage._signed import signed_registry_verifier
+
+    return signed_registry_verifier()
+
+
+VERIFIER_FACTORIES: list[Callable[[], ModelVerifier | None]] = [_signed_registry]
+"""Verifier factories, first one returning a verifier wins (the signed registry's deploy gate first)."""
 
 
 def default_verifier() -> ModelVerifier | None:
