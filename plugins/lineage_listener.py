@@ -20,16 +20,24 @@ from pipeshield.lineage import attributes as A
 
 log = logging.getLogger(__name__)
 
+STAGE_PARAM = "pipeshield_stage"
 STAGES = ("validate", "train", "register", "deploy", "serve")
 _STAGE_WORDS = {"gate": "validate", "check": "validate", "fit": "train", "publish": "register", "predict": "serve"}
 _MAX_ASSETS = 50
 
 
 def stage_of(task: Any) -> str:
-    """The task's pipeline stage: its ``stage`` attribute, ``PIPESHIELD_STAGE``, or a word of its task id."""
+    """The task's pipeline stage: its ``stage`` attribute or ``params["pipeshield_stage"]`` marker (the
+    gate policy's), ``PIPESHIELD_STAGE``, or a stage word of its task id."""
     explicit = getattr(task, "stage", None)
     if isinstance(explicit, str) and explicit:
         return explicit
+    try:
+        marker = (getattr(task, "params", None) or {}).get(STAGE_PARAM)
+    except Exception:  # noqa: BLE001 - an unresolvable param is no stage
+        marker = None
+    if isinstance(marker, str) and marker:
+        return marker
     if os.environ.get("PIPESHIELD_STAGE"):
         return os.environ["PIPESHIELD_STAGE"]
     words = str(getattr(task, "task_id", "")).lower().replace("-", "_").split("_")

@@ -100,6 +100,13 @@ def test_prediction_traces_back_to_the_dataset_and_detects_a_changed_byte(
     assert (predict["links"][0]["trace_id"], predict["links"][0]["span_id"]) == (train["trace_id"], train["span_id"])
     assert predict["attributes"][A.PREDICTION_ID] == prediction_id
 
+    # the same walk from the model version, and from the signed manifest's root digest
+    [signature] = [h for h in hops if h["kind"] == "signature"]
+    for ref in (f"models:/{model['name']}/{model['version']}", f"sha256:{signature['facts']['manifest_digest']}"):
+        by_model = _run([PIPESHIELD, "trace", ref, "--json", "--require-verified"], lineage_env)
+        assert by_model.returncode == 0, by_model.stdout + by_model.stderr
+        assert json.loads(by_model.stdout)["tree"]["kind"] == "model_version"
+
     # one byte of the training file changes: the same trace now fails on that hop
     raw = bytearray(data.read_bytes())
     raw[-2] = ord("0") if raw[-2] != ord("0") else ord("1")
@@ -109,7 +116,15 @@ def test_prediction_traces_back_to_the_dataset_and_detects_a_changed_byte(
     [dataset] = [h for h in _flatten(json.loads(tampered.stdout)["tree"]) if h["kind"] == "dataset"]
     assert dataset["status"] == "mismatched" and "file changed" in dataset["detail"]
     text = _run([PIPESHIELD, "trace", prediction_id], lineage_env)
+    print(text.stdout)
     assert text.returncode == 3 and "[mismatched]" in text.stdout and str(data.resolve().as_uri()) in text.stdout
+
+    # an edited gate report is caught too
+    report = tmp_path / "gate-report.json"
+    report.write_bytes(report.read_bytes() + b" ")
+    gated = _run([PIPESHIELD, "trace", prediction_id, "--json"], lineage_env)
+    [gate] = [h for h in _flatten(json.loads(gated.stdout)["tree"]) if h["kind"] == "gate_report"]
+    assert gated.returncode == 3 and gate["status"] == "mismatched" and "report changed" in gate["detail"]
 
     # nothing exported or recorded carries a secret, key material or a raw feature value
     with Ledger(ledger_url) as ledger:

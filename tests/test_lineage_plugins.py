@@ -96,5 +96,12 @@ def test_listener_attributes_for_a_task(airflow_db, tracing) -> None:
         A.AIRFLOW_RUN_ID: "r1", A.AIRFLOW_TRY_NUMBER: 2,
         A.INLETS: ["file:///raw.csv"], A.OUTLETS: ["file:///features.parquet"],
     }
+    with DAG("listener_marker", schedule=None):
+        @task(params={"pipeshield_stage": "deploy"})
+        def push() -> None:
+            return None
+
+        marked = push().operator
+    assert lineage_listener.stage_of(marked) == "deploy"
     orm_like = SimpleNamespace(task=None, dag_id="d", task_id="t", run_id="r", try_number=1)
     lineage_listener.on_task_instance_running(previous_state=None, task_instance=orm_like)  # ignored, no error
