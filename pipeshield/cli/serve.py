@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pipeshield.lineage import flush, install_ledger
+    from pipeshield.lineage import install_ledger
     from pipeshield.lineage.ledger import default_ledger_url
     from pipeshield.lineage.verify import UnsafeUnverifiedDownload
     from pipeshield.serving import load_verified_model, serve
@@ -41,8 +41,5 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"pipeshield serve: {model.verified.name} v{model.verified.version} "
           f"(digest {model.verified.manifest_digest[:16]}…, verified={model.verified.verified}) "
           f"on http://{args.host}:{args.port}", flush=True)
-    try:
-        serve(model, host=args.host, port=args.port)
-    finally:
-        flush()  # the last prediction spans reach the ledger and the collector before exit
+    serve(model, host=args.host, port=args.port)  # flushes spans at shutdown
     return 0

@@ -327,11 +327,12 @@ class Tracer:
 
     def _source(self, run: Any, datasets: list[Hop]) -> Hop:
         tags = run.data.tags
-        label = "/".join(x for x in (tags.get(A.AIRFLOW_DAG_ID), tags.get(A.AIRFLOW_TASK_ID)) if x) or "unknown"
+        label = "/".join(x for x in (tags.get(A.AIRFLOW_DAG_ID), tags.get(A.AIRFLOW_TASK_ID)) if x)
         span_context = span_context_of(tags.get(A.TAG_TRACEPARENT))
         if span_context is None:
-            return Hop("source", label, Status.UNVERIFIABLE, "the run carries no traceparent")
+            return Hop("source", label or "unknown", Status.UNVERIFIABLE, "the run carries no traceparent")
         trace_id = f"{span_context.trace_id:032x}"
+        label = label or f"trace {trace_id}"
         spans = self.ledger.trace(trace_id)
         facts: dict[str, Any] = {"trace_id": trace_id, "airflow_run": tags.get(A.AIRFLOW_RUN_ID),
                                  "ledger_spans": len(spans)}

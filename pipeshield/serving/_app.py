@@ -10,12 +10,14 @@ span a child of the caller's span.
 # no ``from __future__ import annotations``: FastAPI must see the real ``Request`` annotation
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from pipeshield.lineage import TRACER_NAME
+from pipeshield.lineage import TRACER_NAME, flush
 from pipeshield.lineage import attributes as A
 from pipeshield.serving._model import VerifiedPyFunc, input_digest, new_prediction_id
 
@@ -55,7 +57,12 @@ def create_app(model: VerifiedPyFunc) -> Any:
     from fastapi.responses import Response
     from mlflow.version import VERSION
 
-    app = FastAPI(title="pipeshield serve")
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        flush()  # uvicorn re-raises SIGTERM after shutdown: no atexit runs, so flush the last spans here
+
+    app = FastAPI(title="pipeshield serve", lifespan=lifespan)
     input_schema = model.metadata.get_input_schema()
 
     async def ping() -> Response:
