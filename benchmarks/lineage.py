@@ -72,7 +72,7 @@ def listener_overhead(count: int) -> float:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(_Discard(), max_queue_size=2 * count + 1))
     tracer = provider.get_tracer("airflow")
-    os.environ["PIPESHIELD_LEDGER"] = "off"  # the ledger's own cost is measured above
+    os.environ["PIPESHIELD_LEDGER_URL"] = "off"  # the ledger's own cost is measured above
 
     def run(with_listener: bool) -> float:
         start = time.perf_counter()

@@ -154,7 +154,7 @@ class Settings:
     mlflow_tracking_uri: str | None = _setting(None, _optional_text, "MLflow tracking URI; falls back to `MLFLOW_TRACKING_URI`.")
     stage: str | None = _setting(None, _optional_text, "Pipeline stage this process acts as.")
     ledger_url: str | None = _setting(
-        None, _optional_text, "Lineage ledger store (SQLAlchemy URL). Default: SQLite `<home>/lineage.db`.",
+        None, _optional_text, "Lineage ledger store (SQLAlchemy URL), or `off`. Default: SQLite `<home>/lineage.db`.",
         secret=True,  # a URL may carry a database password
     )
     gate_on_flag: str = _setting(

@@ -75,11 +75,9 @@ def _runtime(task_instance: Any) -> bool:
 
 
 def _attach_ledger() -> None:
-    if os.environ.get("PIPESHIELD_LEDGER", "on").lower() in ("off", "0", "false"):
-        return
     from pipeshield.lineage import install_ledger
 
-    install_ledger(service_name=os.environ.get("OTEL_SERVICE_NAME", "airflow"))
+    install_ledger(service_name=os.environ.get("OTEL_SERVICE_NAME", "airflow"))  # PIPESHIELD_LEDGER_URL=off: none
 
 
 @hookimpl

@@ -130,3 +130,11 @@ def test_install_ledger_without_a_provider_sets_up_otlp_from_the_environment(otl
     assert spans[0]["resource"]["service.name"] == "lineage-test"
     with Ledger(url) as ledger:
         assert [s.service for s in ledger.all_spans()] == ["lineage-test"]
+
+
+def test_ledger_can_be_switched_off(monkeypatch) -> None:
+    from pipeshield.lineage import install_ledger
+
+    monkeypatch.setenv("PIPESHIELD_LEDGER_URL", "off")
+    before = trace.get_tracer_provider()
+    assert install_ledger() is None and trace.get_tracer_provider() is before

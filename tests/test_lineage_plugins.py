@@ -70,9 +70,12 @@ def test_identify_refuses_a_missing_file(tmp_path: Path) -> None:
         identify(tmp_path / "missing.csv")
 
 
-def test_serving_refuses_without_a_verifier_before_touching_anything() -> None:
+def test_serving_refuses_without_a_verifier_before_touching_anything(monkeypatch) -> None:
+    from pipeshield.lineage import verify
     from pipeshield.serving import load_verified_model
 
+    monkeypatch.setattr(verify, "VERIFIER_FACTORIES", [])  # no signing layer installed
+    assert verify.default_verifier() is None
     with pytest.raises(VerifierUnavailableError, match="refusing to load an unverified model"):
         load_verified_model("models:/anything/1", tracking_uri="http://127.0.0.1:9")
 

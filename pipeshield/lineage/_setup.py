@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from pipeshield.lineage.ledger import LedgerExporter, default_ledger_url
+from pipeshield.lineage.ledger import LEDGER_OFF, LedgerExporter, default_ledger_url
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,13 @@ def _sdk_provider(service_name: str) -> TracerProvider | None:
 def install_ledger(url: str | None = None, *, service_name: str = "pipeshield") -> LedgerExporter | None:
     """Record lineage spans of this process in the ledger at ``url`` (default: the configured one).
 
-    Returns the exporter, or None when the process's provider cannot take processors (tracing is
-    switched off with a non-SDK provider). Safe to call many times and from several threads.
+    Returns the exporter, or None when the ledger is switched off (``PIPESHIELD_LEDGER_URL=off``) or
+    the process's provider cannot take processors (a non-SDK provider). Safe to call many times and
+    from several threads.
     """
     url = url or default_ledger_url()
+    if url == LEDGER_OFF:
+        return None
     with _LOCK:
         provider = _sdk_provider(service_name)
         if provider is None:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 KEPT_PREFIXES = ("pipeshield.", "airflow.")
 LEDGER_FILE = "lineage.db"
+LEDGER_OFF = "off"
+"""``PIPESHIELD_LEDGER_URL=off`` keeps :func:`~pipeshield.lineage.install_ledger` from attaching a ledger."""
 
 _metadata = sa.MetaData()
 spans_table = sa.Table(
