@@ -72,6 +72,7 @@ def listener_overhead(count: int) -> float:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(_Discard(), max_queue_size=2 * count + 1))
     tracer = provider.get_tracer("airflow")
+    previous = os.environ.get("PIPESHIELD_LEDGER_URL")
     os.environ["PIPESHIELD_LEDGER_URL"] = "off"  # the ledger's own cost is measured above
 
     def run(with_listener: bool) -> float:
@@ -83,8 +84,14 @@ def listener_overhead(count: int) -> float:
                     lineage_listener.on_task_instance_success(previous_state=None, task_instance=instance)
         return time.perf_counter() - start
 
-    bare, listened = min(run(False) for _ in range(3)), min(run(True) for _ in range(3))
-    provider.shutdown()
+    try:
+        bare, listened = min(run(False) for _ in range(3)), min(run(True) for _ in range(3))
+    finally:
+        provider.shutdown()
+        if previous is None:
+            os.environ.pop("PIPESHIELD_LEDGER_URL", None)
+        else:
+            os.environ["PIPESHIELD_LEDGER_URL"] = previous
     return max(listened - bare, 0.0) / count * 1e6
 
 
@@ -124,7 +131,8 @@ def serve_throughput(work: Path, rounds: int, seconds: float) -> dict[str, float
 
     tracking, model = _train(work)
     uri = f"models:/{model['name']}/{model['version']}"
-    env = {**os.environ, "PIPESHIELD_HOME": str(work / "home"), "OTEL_BSP_SCHEDULE_DELAY": "1000"}
+    env = {**os.environ, "PIPESHIELD_HOME": str(work / "home"), "OTEL_BSP_SCHEDULE_DELAY": "1000",
+           "PIPESHIELD_LEDGER_URL": f"sqlite:///{work / 'home' / 'lineage.db'}"}
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     base = [str(Path(sys.executable).with_name("pipeshield")), "serve", uri, "--tracking-uri", tracking]
     if default_verifier() is None:
