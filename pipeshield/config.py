@@ -92,6 +92,11 @@ def _optional_one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda value: parse(value) if value else None
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else _text(value).split(",")
+    return tuple(sorted({_text(item).strip() for item in items if _text(item).strip()}))
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str, *, secret: bool = False) -> Any:
     return dataclasses.field(
         default=default, metadata={"parse": parse, "doc": doc, "secret": secret}
@@ -141,6 +146,19 @@ class Settings:
     signing_key: str = _setting("pipeshield-signing", _text, "Transit key (ECDSA P-256) that signs models.")
     mlflow_tracking_uri: str | None = _setting(None, _optional_text, "MLflow tracking URI; falls back to `MLFLOW_TRACKING_URI`.")
     stage: str | None = _setting(None, _optional_text, "Pipeline stage this process acts as.")
+    ledger_url: str | None = _setting(
+        None, _optional_text, "Lineage ledger store (SQLAlchemy URL), or `off`. Default: SQLite `<home>/lineage.db`.",
+        secret=True,  # a URL may carry a database password
+    )
+    gate_on_flag: str = _setting(
+        "fail", _one_of("fail", "quarantine", "warn"),
+        "Data gate action on a flagged batch: `fail`, `quarantine` (train on the clean rows) or `warn`.",
+    )
+    gate_label_column: str = _setting("label", _text, "Label column the data gate's poisoning checks use.")
+    gate_train_operators: tuple[str, ...] = _setting(
+        (), _names,
+        "Comma-separated operator class names (or dotted paths) the gate policy treats as training tasks.",
+    )
 
     @classmethod
     def load(

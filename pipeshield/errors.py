@@ -147,3 +147,27 @@ class UnsafeModelError(PipeshieldError):
     def __init__(self, message: str, findings: tuple[str, ...] = ()) -> None:
         self.findings = findings
         super().__init__(message)
+
+
+# --- data gate ------------------------------------------------------------
+
+
+class DataGateError(PipeshieldError):
+    """The data gate could not check a batch, or the batch did not pass."""
+
+
+class DataInputError(DataGateError):
+    """A dataset cannot be read: missing, unreadable, empty or of an unsupported format."""
+
+
+class ExpectationSuiteError(DataGateError):
+    """A Great Expectations suite is missing, malformed or names an unknown expectation."""
+
+
+class DataGateFailed(DataGateError):
+    """The batch was flagged and the policy is ``fail``; names the checks that fired and the report."""
+
+    def __init__(self, checks: list[str], report_path: str) -> None:
+        self.checks = checks
+        self.report_path = report_path
+        super().__init__(f"data gate failed: {', '.join(checks)} fired (report: {report_path})")

@@ -1,0 +1,1 @@
+"""Data checks that run before training (poisoning detection; validation lives beside it)."""

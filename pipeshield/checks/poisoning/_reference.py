@@ -1,0 +1,125 @@
+"""Trusted-reference checks: a label model fitted on the reference only, and a novelty model.
+
+Poisoned rows never reach the label model's training data, so it cannot learn a trigger
+(research notes §4.2c). The reference is cross-fitted: each of K folds trains a model on the other
+folds and scores its own fold (the held-out calibration scores); incoming rows are scored by the
+average of the K models. The batch verdict is the pooled-threshold Fisher count test of incoming
+vs held-out reference scores; rows are flagged by their calibrated p-value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier, IsolationForest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeshield.checks.poisoning._calibration import pooled_fisher_test, row_p_values
+from pipeshield.checks.poisoning._context import Context
+from pipeshield.checks.poisoning._report import CheckResult
+
+
+def label_model(ctx: Context) -> ClassifierMixin:
+    """The classifier the label check fits on reference folds."""
+    kind = ctx.config.label_model
+    assert ctx.data.X_ref is not None
+    if kind == "auto":
+        kind = "gradient_boosting" if len(ctx.data.X_ref) >= ctx.config.boosting_min_rows else "logistic"
+    if kind == "gradient_boosting":
+        return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, random_state=ctx.config.seed)
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+
+
+def reference_label_check(ctx: Context) -> CheckResult:
+    """Score ``1 - p(given label | x)`` under models trained on the trusted reference only."""
+    started = time.perf_counter()
+    K = ctx.data.n_classes
+
+    def fit_score(train: np.ndarray, X_eval: list[np.ndarray], y_eval: list[np.ndarray]) -> list[np.ndarray]:
+        assert ctx.data.X_ref is not None and ctx.data.y_ref is not None
+        y_train = ctx.data.y_ref[train]
+        if len(np.unique(y_train)) < 2:  # a one-class fold predicts its class with certainty
+            return [(yy != y_train[0]).astype(float) for yy in y_eval]
+        model = label_model(ctx).fit(ctx.data.X_ref[train], y_train)
+        out = []
+        for XX, yy in zip(X_eval, y_eval):
+            proba = np.zeros((len(XX), K))
+            proba[:, model.classes_] = model.predict_proba(XX)
+            out.append(1.0 - proba[np.arange(len(yy)), yy])
+        return out
+
+    ref_scores, scores = _cross_fit(ctx, fit_score)
+    return _calibrated_result(ctx, "reference_label", ref_scores, scores, started,
+                              {"label_model": type(label_model(ctx)).__name__})
+
+
+def reference_novelty_check(ctx: Context) -> CheckResult:
+    """IsolationForest fitted without labels on reference ∪ incoming; calibrated on the reference rows.
+
+    Fitting on the pooled rows treats reference and incoming rows identically, so under "incoming is
+    like the reference" their scores stay exchangeable and the count test stays exact; with the
+    incoming rows in the fit, junk rows widen the split ranges and isolate in a few splits (a forest
+    fitted on the reference alone scores far-out rows no higher than its own most extreme rows).
+    """
+    started = time.perf_counter()
+    assert ctx.data.X_ref is not None
+    pooled = np.vstack([ctx.data.X_ref, ctx.data.X])
+    forest = IsolationForest(n_estimators=200, random_state=ctx.config.seed).fit(pooled)
+    scores = -forest.score_samples(pooled)
+    n_ref = len(ctx.data.X_ref)
+    return _calibrated_result(ctx, "reference_novelty", scores[:n_ref], scores[n_ref:], started, {})
+
+
+FitScore = Callable[[np.ndarray, list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
+
+
+def _cross_fit(ctx: Context, fit_score: FitScore) -> tuple[np.ndarray, np.ndarray]:
+    """(out-of-fold reference scores, incoming scores averaged over the fold models)."""
+    X_ref, y_ref = ctx.data.X_ref, ctx.data.y_ref
+    assert X_ref is not None and y_ref is not None
+    folds = ctx.config.calibration_folds or (5 if len(X_ref) < 2.5 * ctx.config.boosting_min_rows else 2)
+    folds = min(folds, len(X_ref))
+    counts = np.bincount(y_ref)
+    if counts[counts > 0].min() >= folds:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=ctx.config.seed).split(X_ref, y_ref)
+    else:
+        splitter = KFold(folds, shuffle=True, random_state=ctx.config.seed).split(X_ref)
+    ref_scores = np.zeros(len(X_ref))
+    scores = np.zeros(len(ctx.data.X))
+    for train, held_out in splitter:
+        held, inc = fit_score(train, [X_ref[held_out], ctx.data.X], [y_ref[held_out], ctx.data.y])
+        ref_scores[held_out] = held
+        scores += inc / folds
+    return ref_scores, scores
+
+
+def _calibrated_result(ctx: Context, name: str, ref_scores: np.ndarray, scores: np.ndarray,
+                       started: float, extra: dict) -> CheckResult:
+    row_alpha = ctx.row_alpha(name)
+    p_rows = row_p_values(ref_scores, scores)
+    flagged = tuple(np.flatnonzero(p_rows <= row_alpha).tolist())
+    alpha = ctx.alpha(name)
+    stats = {"reference_rows": len(ref_scores), "row_alpha": row_alpha,
+             "reference_score_q99": float(np.quantile(ref_scores, 0.99)), **extra}
+    if len(scores) < ctx.config.min_batch_rows:
+        return CheckResult(name, "reference", False, threshold=alpha, statistics=stats, flagged_rows=flagged,
+                           scores=scores, row_p_values=p_rows,
+                           skipped=f"batch of {len(scores)} rows is under min_batch_rows="
+                                   f"{ctx.config.min_batch_rows}: count test skipped, rows still flagged",
+                           seconds=time.perf_counter() - started)
+    p, test_stats = pooled_fisher_test(ref_scores, scores, ctx.config.quantiles, ctx.config.min_exceedances,
+                                       ctx.rng(11))
+    stats.update(test_stats)
+    fired = p <= alpha
+    if fired:  # quarantine the rows above the level at which the excess was detected
+        above = np.flatnonzero(scores > test_stats["score_threshold"])
+        flagged = tuple(sorted(set(flagged) | set(above.tolist())))
+    return CheckResult(name, "reference", fired, p_value=p, threshold=alpha, statistics=stats,
+                       flagged_rows=flagged, scores=scores, row_p_values=p_rows,
+                       seconds=time.perf_counter() - started)
