@@ -148,16 +148,20 @@ def _row_scores(results: list[CheckResult], n: int) -> np.ndarray:
     """Review order of rows: decisions first, never a blend of raw scores.
 
     Primary key: the number of fired (or deterministic) checks flagging the row. Ties are broken by
-    Tippett's min-p over the reference-calibrated per-row p-values of the checks that fired (of all
-    of them when none fired), scaled into [0, 1); without a reference, by the out-of-fold
-    label-issue rank."""
+    Tippett's min-p over the reference-calibrated per-row p-values of the checks that fired (when
+    none fired: of the check whose count test came closest, or of all when none came near),
+    scaled into [0, 1); without a reference, by the out-of-fold label-issue rank."""
     votes = np.zeros(n)
     for r in results:
         if r.fired or r.role == "integrity":
             votes[list(r.flagged_rows)] += 1.0
     calibrated = [r for r in results if r.row_p_values is not None and r.role == "reference"]
     if calibrated:
-        fired = [r for r in calibrated if r.fired] or calibrated
+        fired = [r for r in calibrated if r.fired]
+        if not fired:  # nothing fired (e.g. a small batch): the check with the most batch-level evidence
+            tested = [r for r in calibrated if r.p_value is not None]
+            best = min((r.p_value for r in tested), default=1.0)
+            fired = [r for r in tested if r.p_value == best] if best < 0.5 else calibrated
         evidence = -np.log10(np.clip(np.min([r.row_p_values for r in fired], axis=0), 1e-300, 1.0))
         return votes + evidence / (1.0 + evidence)
     for r in results:

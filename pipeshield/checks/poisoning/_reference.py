@@ -114,19 +114,17 @@ def _calibrated_result(ctx: Context, name: str, ref_scores: np.ndarray, scores: 
     alpha = ctx.alpha(name)
     stats = {"reference_rows": len(ref_scores), "row_alpha": row_alpha,
              "reference_score_q99": float(np.quantile(ref_scores, 0.99)), **extra}
-    if len(scores) < ctx.config.min_batch_rows:
-        return CheckResult(name, "reference", False, threshold=alpha, statistics=stats, flagged_rows=flagged,
-                           scores=scores, row_p_values=p_rows,
-                           skipped=f"batch of {len(scores)} rows is under min_batch_rows="
-                                   f"{ctx.config.min_batch_rows}: count test skipped, rows still flagged",
-                           seconds=time.perf_counter() - started)
     p, test_stats = pooled_fisher_test(ref_scores, scores, ctx.config.quantiles, ctx.config.min_exceedances,
                                        ctx.rng(11))
     stats.update(test_stats)
-    fired = p <= alpha
+    skipped = None
+    if len(scores) < ctx.config.min_batch_rows:
+        skipped = (f"batch of {len(scores)} rows is under min_batch_rows={ctx.config.min_batch_rows}: "
+                   "the count test is reported but cannot fail the batch; rows are still flagged")
+    fired = p <= alpha and skipped is None
     if fired:  # quarantine the rows above the level at which the excess was detected
         above = np.flatnonzero(scores > test_stats["score_threshold"])
         flagged = tuple(sorted(set(flagged) | set(above.tolist())))
     return CheckResult(name, "reference", fired, p_value=p, threshold=alpha, statistics=stats,
-                       flagged_rows=flagged, scores=scores, row_p_values=p_rows,
+                       flagged_rows=flagged, scores=scores, row_p_values=p_rows, skipped=skipped,
                        seconds=time.perf_counter() - started)
