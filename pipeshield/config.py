@@ -159,6 +159,9 @@ class Settings:
         (), _names,
         "Comma-separated operator class names (or dotted paths) the gate policy treats as training tasks.",
     )
+    gate_train_tags: tuple[str, ...] = _setting(
+        (), _names, "Comma-separated DAG tags: in a DAG with one of them, the gate policy gates every task with inlets.",
+    )
 
     @classmethod
     def load(

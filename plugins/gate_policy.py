@@ -2,8 +2,9 @@
 every training task of existing DAGs, without editing them.
 
 A task is a training task when it carries the marker ``params={"pipeshield_stage": "train"}`` (set on
-the task, not inherited from the DAG) or its operator class is listed in
-``PIPESHIELD_GATE_TRAIN_OPERATORS``. The policy adds ``pipeshield_gate__<task>`` (a
+the task, not inherited from the DAG), when its operator class is listed in
+``PIPESHIELD_GATE_TRAIN_OPERATORS``, or when it declares inlets in a DAG tagged with one of
+``PIPESHIELD_GATE_TRAIN_TAGS`` (for DAGs nobody may edit). The policy adds ``pipeshield_gate__<task>`` (a
 :class:`~pipeshield.operators.data_gate.DataGateOperator`) in the task's group, wired
 ``<task's upstreams> >> gate >> task``; existing edges are kept.
 
@@ -41,14 +42,15 @@ log = logging.getLogger(__name__)
 def dag_policy(dag: Any) -> None:
     """Insert a gate upstream of each training task that has none yet."""
     settings = Settings.load()
+    tagged = bool(set(dag.tags or ()) & set(settings.gate_train_tags))
     for task in sorted(dag.tasks, key=lambda t: t.task_id):
-        if is_training_task(task, settings.gate_train_operators):
+        if is_training_task(task, settings.gate_train_operators) or (tagged and _gateable(task) and task.inlets):
             _insert_gate(dag, task, settings)
 
 
 def is_training_task(task: Any, train_operators: tuple[str, ...] = ()) -> bool:
     """True for a task marked ``pipeshield_stage="train"`` in its own params, or of a listed operator class."""
-    if task.task_id.rsplit(".", 1)[-1].startswith(GATE_PREFIX):
+    if not _gateable(task):
         return False
     cls = type(task)
     if cls.__name__ in train_operators or f"{cls.__module__}.{cls.__qualname__}" in train_operators:
@@ -57,6 +59,10 @@ def is_training_task(task: Any, train_operators: tuple[str, ...] = ()) -> bool:
     if params is None or STAGE_PARAM not in params:
         return False
     return params.get_param(STAGE_PARAM).source == "task" and params[STAGE_PARAM] == "train"
+
+
+def _gateable(task: Any) -> bool:
+    return not task.task_id.rsplit(".", 1)[-1].startswith(GATE_PREFIX)
 
 
 def gate_task_id(task: Any) -> str:

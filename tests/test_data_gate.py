@@ -103,6 +103,22 @@ def test_quarantine_splits_flagged_rows_out(tables: GateData, tmp_path: Path) ->
     assert (clean.groupby(features)["label"].nunique() == 1).all()  # no conflicting duplicates left
 
 
+def test_quarantine_mode_always_hands_training_this_batch(tmp_path: Path) -> None:
+    clean = tmp_path / "clean.csv"
+    clean.write_text("f0,label\n9.9,1\n")  # left by an earlier run
+    frame = pd.DataFrame({"f0": [0.1, 0.2, 0.3], "label": [0, 1, 0]})
+    result = run_gate(frame, suite=SUITE, poisoning=False, on_flag="quarantine", clean_path=clean.as_uri(),
+                      quarantine_path=tmp_path / "q.csv", report_path=tmp_path / "r.json")
+    assert result.action == "passed" and result.training_data == result.clean
+    assert pd.read_csv(clean).equals(frame) and len(pd.read_csv(tmp_path / "q.csv")) == 0
+    bad = frame.assign(f0=[0.1, 0.2, 42.0]).assign(label=[0, 1, 5])
+    suite = {**SUITE, "expectations": [*SUITE["expectations"], {"type": "expect_column_to_exist", "kwargs": {"column": "z"}}]}
+    with pytest.raises(DataGateFailed):
+        run_gate(bad, suite=suite, poisoning=False, on_flag="quarantine", clean_path=clean,
+                 report_path=tmp_path / "r2.json")
+    assert not clean.exists()  # no stale split survives a failed gate
+
+
 def test_quarantine_cannot_fix_a_table_level_failure(tables: GateData, tmp_path: Path) -> None:
     suite = {"name": "s", "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "age"}}]}
     with pytest.raises(DataGateFailed, match=r"validation:expect_column_to_exist\(age\)"):

@@ -160,3 +160,23 @@ def test_policy_selects_by_operator_class_inside_task_groups(airflow_db: Path, m
     assert sorted(dag.task_dict) == ["fit.pipeshield_gate__xgb", "fit.xgb", "prep"]
     assert gate.upstream_task_ids == {"prep"} and fit.upstream_task_ids == {"prep", "fit.pipeshield_gate__xgb"}
     assert (gate.label_column, gate.on_flag) == ("y", "fail")  # quarantine without a declared clean file: fail closed
+
+
+def test_policy_gates_tasks_with_inlets_in_a_configured_dag_tag(airflow_db: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import DAG, Asset, BaseOperator
+
+    from pipeshield.plugins.gate_policy import dag_policy
+
+    snapshot = Asset("file:///data/snapshots/train.csv")
+    monkeypatch.setenv("PIPESHIELD_GATE_TRAIN_TAGS", "training, nightly")
+    with DAG("tagged", schedule=None, tags=["ml", "training"]) as tagged:
+        extract = BaseOperator(task_id="extract", outlets=[snapshot])
+        extract >> BaseOperator(task_id="train", inlets=[snapshot]) >> BaseOperator(task_id="register")
+    with DAG("untagged", schedule=None, tags=["ml"]) as untagged:
+        BaseOperator(task_id="train", inlets=[snapshot])
+    for dag in (tagged, untagged):
+        dag_policy(dag)
+    assert sorted(tagged.task_dict) == ["extract", "pipeshield_gate__train", "register", "train"]
+    assert tagged.task_dict["pipeshield_gate__train"].data == "file:///data/snapshots/train.csv"
+    assert sorted(untagged.task_dict) == ["train"]

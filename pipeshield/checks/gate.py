@@ -6,8 +6,10 @@ portfolio, write a report, then apply the ``on_flag`` policy.
 * ``fail`` (default): a flagged batch raises :class:`~pipeshield.errors.DataGateFailed` after the report
   is written; no data output is produced.
 * ``quarantine``: the flagged rows (poisoning flags plus rows failing row-level expectations) go to a
-  ``quarantine`` file and the rest to a ``clean`` file, so training goes on with the clean rows. A
-  failed table-level expectation (e.g. a missing column) cannot be quarantined and fails the gate.
+  ``quarantine`` file and the rest to a ``clean`` file, so training goes on with the clean rows (a
+  batch that passes is written to ``clean`` whole, so training can always read ``clean``). A failed
+  table-level expectation (e.g. a missing column) cannot be quarantined and fails the gate; clean and
+  quarantine files left by an earlier run are removed first.
 * ``warn``: the report records the flags and the batch goes on unchanged.
 
 Bad input (unreadable, empty, no label column, NaNs, reference/incoming schema mismatch, columns or
@@ -35,6 +37,7 @@ from pipeshield.checks._tables import (
     TableSource,
     local_path,
     read_table,
+    table_format,
     write_table,
 )
 from pipeshield.checks.errors import MissingLabelColumnError, SchemaMismatchError
@@ -136,6 +139,10 @@ def run_gate(
     report_path = Path(report_path)
     if report_path.suffix != ".json":
         raise ConfigError("report_path", f"must end in .json (the summary goes next to it as .txt): {report_path}")
+    if on_flag == "quarantine":  # a split left by an earlier run must never pass for this batch's
+        for stale in (clean_path, quarantine_path):
+            if stale:
+                local_path(stale).unlink(missing_ok=True)
     with lineage_span("gate", {"pipeshield.gate.on_flag": on_flag}) as span:
         incoming = read_table(data, "incoming")
         ref = read_table(reference, "reference") if reference is not None else None
@@ -202,15 +209,15 @@ def _decide_and_write(incoming: LoadedTable, ref: LoadedTable | None, validation
     clean = quarantine = None
     written: list[Path] = []
     try:
-        if action == "quarantined":
+        if action == "quarantined" or (on_flag == "quarantine" and action == "passed"):
             fmt = incoming.format if incoming.format != "frame" else "parquet"
             suffix = ".csv" if fmt == "csv" else ".parquet"
-            clean_file = Path(clean_path) if clean_path else report_path.with_name(report_path.stem + ".clean" + suffix)
-            quarantine_file = (Path(quarantine_path) if quarantine_path
+            clean_file = local_path(clean_path) if clean_path else report_path.with_name(report_path.stem + ".clean" + suffix)
+            quarantine_file = (local_path(quarantine_path) if quarantine_path
                                else report_path.with_name(report_path.stem + ".quarantine" + suffix))
             mask = incoming.frame.index.isin(rows)
             for frame, path in ((incoming.frame[~mask], clean_file), (incoming.frame[mask], quarantine_file)):
-                write_table(frame, path, fmt)
+                write_table(frame, path, table_format(path))
                 written.append(path)
             clean = DatasetIdentity(clean_file.resolve().as_uri(), sha256_file(clean_file), int((~mask).sum()))
             quarantine = DatasetIdentity(quarantine_file.resolve().as_uri(), sha256_file(quarantine_file), int(mask.sum()))

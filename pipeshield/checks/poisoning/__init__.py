@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from pipeshield.checks.errors import (
     CheckConfigError,
@@ -113,12 +114,13 @@ def run_poisoning_checks(incoming: pd.DataFrame, *, label_column: str, reference
                   n_count_tests=len([n for n in names if n.startswith("reference_")]),
                   n_drift_tests=len([n for n in names if n.endswith("_drift")]))
     results = []
-    for name in names:
-        started = time.perf_counter()
-        result = _CHECKS[name](ctx)
-        if not result.seconds:
-            result = _with_seconds(result, time.perf_counter() - started)
-        results.append(result)
+    with threadpool_limits(limits=config.max_threads):
+        for name in names:
+            started = time.perf_counter()
+            result = _CHECKS[name](ctx)
+            if not result.seconds:
+                result = _with_seconds(result, time.perf_counter() - started)
+            results.append(result)
     return PoisoningReport(
         checks=tuple(results), n_rows=len(incoming),
         n_reference_rows=0 if reference is None else len(reference), label_column=label_column,
@@ -143,16 +145,27 @@ def _selected(config: PoisoningConfig, has_reference: bool) -> list[str]:
 
 
 def _row_scores(results: list[CheckResult], n: int) -> np.ndarray:
-    """Review order of rows: decisions first, never a blend of raw scores. The number of checks
-    flagging the row, ties broken by Tippett's min-p over the reference-calibrated per-row p-values
-    (scaled into [0, 1)); without a reference, by the out-of-fold label-issue rank."""
+    """Review order of rows: decisions first, never a blend of raw scores.
+
+    Primary key: the number of fired (or deterministic) checks flagging the row. Ties are broken by
+    Tippett's min-p over the reference-calibrated per-row p-values of the checks that fired (when
+    none fired: of the check whose count test came closest, or of all when none came near),
+    scaled into [0, 1); without a reference, by the out-of-fold label-issue rank."""
     votes = np.zeros(n)
     for r in results:
-        votes[list(r.flagged_rows)] += 1.0
-    calibrated = [r.row_p_values for r in results if r.row_p_values is not None and r.role == "reference"]
+        if r.fired or r.role == "integrity":
+            votes[list(r.flagged_rows)] += 1.0
+    calibrated = [r for r in results if r.row_p_values is not None and r.role == "reference"]
     if calibrated:
-        evidence = -np.log10(np.clip(np.min(calibrated, axis=0), 1e-300, 1.0))
+        fired = [r for r in calibrated if r.fired]
+        if not fired:  # nothing fired (e.g. a small batch): the check with the most batch-level evidence
+            tested = [r for r in calibrated if r.p_value is not None]
+            best = min((r.p_value for r in tested), default=1.0)
+            fired = [r for r in tested if r.p_value == best] if best < 0.5 else calibrated
+        evidence = -np.log10(np.clip(np.min([r.row_p_values for r in fired], axis=0), 1e-300, 1.0))
         return votes + evidence / (1.0 + evidence)
+    for r in results:
+        votes[list(r.flagged_rows)] += 1.0
     tie = next((r.scores for r in results if r.name == "oof_label_issues" and r.scores is not None), None)
     return votes + (0.0 if tie is None else np.argsort(np.argsort(tie)) / max(1, n))
 

@@ -81,6 +81,9 @@ class PoisoningConfig:
     knn_neighbors: int = 10
     drift_max_rows: int = 20000
     """Rows per side used by the classifier two-sample test (random subsample above this)."""
+    max_threads: int | None = 1
+    """Threads of the native pools (BLAS, OpenMP) while the checks run. 1 avoids oversubscription on
+    shared workers (several gate tasks per node); ``None`` keeps the libraries' defaults."""
     checks: Mapping[str, CheckSettings] = dataclasses.field(default_factory=dict)
     """Per-check overrides by name (see ``CHECK_NAMES``)."""
 
@@ -91,7 +94,7 @@ class PoisoningConfig:
         for name, settings in self.checks.items():
             if not isinstance(settings, CheckSettings):
                 raise CheckConfigError(f"checks[{name!r}]: expected CheckSettings, got {type(settings).__name__}")
-            for field in ("alpha", "drift_alpha", "row_alpha", "max_flag_fraction"):
+            for field in ("alpha", "row_alpha", "max_flag_fraction"):
                 value = getattr(settings, field)
                 if value is not None and not 0 < value < 1:
                     raise CheckConfigError(f"checks[{name!r}].{field}: expected a number in (0, 1), got {value!r}")
@@ -107,6 +110,8 @@ class PoisoningConfig:
             raise CheckConfigError(f"label_model: expected auto, logistic or gradient_boosting, got {self.label_model!r}")
         if self.unreferenced_checks not in ("auto", "always", "never"):
             raise CheckConfigError(f"unreferenced_checks: expected auto, always or never, got {self.unreferenced_checks!r}")
+        if self.max_threads is not None and self.max_threads < 1:
+            raise CheckConfigError(f"max_threads: expected at least 1 or None, got {self.max_threads!r}")
         for field in ("min_batch_rows", "max_conflicting_duplicates", "knn_neighbors", "max_categories"):
             if getattr(self, field) < 0:
                 raise CheckConfigError(f"{field}: expected a whole number >= 0")

@@ -2,8 +2,10 @@
 
 Poisoned rows never reach the label model's training data, so it cannot learn a trigger
 (research notes §4.2c). The reference is cross-fitted: each of K folds trains a model on the other
-folds and scores its own fold (the held-out calibration scores); incoming rows are scored by the
-average of the K models. The batch verdict is the pooled-threshold Fisher count test of incoming
+folds and scores its own fold (the held-out calibration scores); each incoming row is scored by one
+of the K models drawn at random, so that its score has the same distribution as a held-out
+reference score under the null (averaging the K models would shrink incoming scores towards their
+mean and make the count test anti-conservative at middle quantiles). The batch verdict is the pooled-threshold Fisher count test of incoming
 vs held-out reference scores; rows are flagged by their calibrated p-value.
 """
 
@@ -49,6 +51,9 @@ def reference_label_check(ctx: Context) -> CheckResult:
         model = label_model(ctx).fit(ctx.data.X_ref[train], y_train)
         out = []
         for XX, yy in zip(X_eval, y_eval):
+            if not len(XX):
+                out.append(np.zeros(0))
+                continue
             proba = np.zeros((len(XX), K))
             proba[:, model.classes_] = model.predict_proba(XX)
             out.append(1.0 - proba[np.arange(len(yy)), yy])
@@ -80,7 +85,7 @@ FitScore = Callable[[np.ndarray, list[np.ndarray], list[np.ndarray]], list[np.nd
 
 
 def _cross_fit(ctx: Context, fit_score: FitScore) -> tuple[np.ndarray, np.ndarray]:
-    """(out-of-fold reference scores, incoming scores averaged over the fold models)."""
+    """(out-of-fold reference scores, incoming scores each from one randomly assigned fold model)."""
     X_ref, y_ref = ctx.data.X_ref, ctx.data.y_ref
     assert X_ref is not None and y_ref is not None
     folds = ctx.config.calibration_folds or (5 if len(X_ref) < 2.5 * ctx.config.boosting_min_rows else 2)
@@ -92,10 +97,12 @@ def _cross_fit(ctx: Context, fit_score: FitScore) -> tuple[np.ndarray, np.ndarra
         splitter = KFold(folds, shuffle=True, random_state=ctx.config.seed).split(X_ref)
     ref_scores = np.zeros(len(X_ref))
     scores = np.zeros(len(ctx.data.X))
-    for train, held_out in splitter:
-        held, inc = fit_score(train, [X_ref[held_out], ctx.data.X], [y_ref[held_out], ctx.data.y])
+    assigned = ctx.rng(3).integers(0, folds, len(ctx.data.X))
+    for fold, (train, held_out) in enumerate(splitter):
+        mine = assigned == fold
+        held, inc = fit_score(train, [X_ref[held_out], ctx.data.X[mine]], [y_ref[held_out], ctx.data.y[mine]])
         ref_scores[held_out] = held
-        scores += inc / folds
+        scores[mine] = inc
     return ref_scores, scores
 
 
@@ -107,19 +114,17 @@ def _calibrated_result(ctx: Context, name: str, ref_scores: np.ndarray, scores: 
     alpha = ctx.alpha(name)
     stats = {"reference_rows": len(ref_scores), "row_alpha": row_alpha,
              "reference_score_q99": float(np.quantile(ref_scores, 0.99)), **extra}
-    if len(scores) < ctx.config.min_batch_rows:
-        return CheckResult(name, "reference", False, threshold=alpha, statistics=stats, flagged_rows=flagged,
-                           scores=scores, row_p_values=p_rows,
-                           skipped=f"batch of {len(scores)} rows is under min_batch_rows="
-                                   f"{ctx.config.min_batch_rows}: count test skipped, rows still flagged",
-                           seconds=time.perf_counter() - started)
     p, test_stats = pooled_fisher_test(ref_scores, scores, ctx.config.quantiles, ctx.config.min_exceedances,
                                        ctx.rng(11))
     stats.update(test_stats)
-    fired = p <= alpha
+    skipped = None
+    if len(scores) < ctx.config.min_batch_rows:
+        skipped = (f"batch of {len(scores)} rows is under min_batch_rows={ctx.config.min_batch_rows}: "
+                   "the count test is reported but cannot fail the batch; rows are still flagged")
+    fired = p <= alpha and skipped is None
     if fired:  # quarantine the rows above the level at which the excess was detected
         above = np.flatnonzero(scores > test_stats["score_threshold"])
         flagged = tuple(sorted(set(flagged) | set(above.tolist())))
     return CheckResult(name, "reference", fired, p_value=p, threshold=alpha, statistics=stats,
-                       flagged_rows=flagged, scores=scores, row_p_values=p_rows,
+                       flagged_rows=flagged, scores=scores, row_p_values=p_rows, skipped=skipped,
                        seconds=time.perf_counter() - started)

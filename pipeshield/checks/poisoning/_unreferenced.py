@@ -60,7 +60,7 @@ def knn_label_agreement_check(ctx: Context) -> CheckResult:
 def isolation_forest_check(ctx: Context) -> CheckResult:
     """Global IsolationForest on the batch; rows beyond Tukey's far-out fence are flagged."""
     started = time.perf_counter()
-    forest = IsolationForest(n_estimators=200, random_state=ctx.config.seed).fit(ctx.data.X)
+    forest = IsolationForest(n_estimators=100, random_state=ctx.config.seed).fit(ctx.data.X)
     scores = -forest.score_samples(ctx.data.X)
     return _fraction_result(ctx, "isolation_forest", _far_out(scores), scores, started)
 
@@ -74,7 +74,7 @@ def isolation_forest_per_class_check(ctx: Context) -> CheckResult:
         rows = np.flatnonzero(ctx.data.y == c)
         if len(rows) < 10:
             continue
-        forest = IsolationForest(n_estimators=100, random_state=ctx.config.seed).fit(ctx.data.X[rows])
+        forest = IsolationForest(n_estimators=50, random_state=ctx.config.seed).fit(ctx.data.X[rows])
         scores[rows] = -forest.score_samples(ctx.data.X[rows])
         mask[rows] = _far_out(scores[rows])
     return _fraction_result(ctx, "isolation_forest_per_class", mask, scores, started)
@@ -113,10 +113,16 @@ def trigger_mining_check(ctx: Context) -> CheckResult:
     candidates: dict[int, list[tuple[int, np.ndarray]]] = {}
     for j in range(X.shape[1]):
         values, inverse, counts = np.unique(ctx.data.X[:, j], return_inverse=True, return_counts=True)
-        if len(values) <= 20:  # low-cardinality feature: its values are not spikes
+        if ctx.data.X_ref is not None:  # a spike: far more frequent than in the reference
+            ref_values, ref_counts = np.unique(ctx.data.X_ref[:, j], return_counts=True)
+            pos = np.clip(np.searchsorted(ref_values, values), 0, len(ref_values) - 1)
+            expected = np.where(ref_values[pos] == values, ref_counts[pos], 0) * n / len(ctx.data.X_ref)
+            spikes = (counts >= support) & (counts >= 3 * (expected + 1))
+        elif len(values) <= 20:  # low-cardinality feature: its values are not spikes
             continue
-        typical = np.median(counts)
-        for v in np.flatnonzero((counts >= support) & (counts >= 10 * typical)):
+        else:
+            spikes = (counts >= support) & (counts >= 10 * np.median(counts))
+        for v in np.flatnonzero(spikes):
             rows = np.flatnonzero(inverse.ravel() == v)
             label_counts = np.bincount(y[rows], minlength=ctx.data.n_classes)
             c = int(label_counts.argmax())
@@ -142,11 +148,13 @@ def trigger_mining_check(ctx: Context) -> CheckResult:
             X[suspects][:, others], return_distance=False)
         disagreement = 1.0 - (pop_y[idx] == c).mean(axis=1)
         scores[suspects] = np.maximum(scores[suspects], disagreement)
-        if disagreement.mean() >= 0.5:
-            mask[suspects] = disagreement >= 0.5
-            bins.append({"label": str(ctx.data.classes[c]), "rows": int(len(suspects)),
-                         "features": [ctx.data.encoded_names[j] for j in features],
-                         "mean_disagreement": float(disagreement.mean())})
+        for j, rows in found:  # a bin is suspicious as a whole: label-pure and neighbour-inconsistent
+            bin_disagreement = float(disagreement[np.searchsorted(suspects, rows)].mean())
+            if bin_disagreement >= 0.5:
+                mask[rows] = True
+                bins.append({"label": str(ctx.data.classes[c]), "feature": ctx.data.encoded_names[j],
+                             "value": float(ctx.data.X[rows[0], j]), "rows": int(len(rows)),
+                             "mean_disagreement": bin_disagreement})
     flagged = int(mask.sum())
     role = "reference" if ctx.has_reference else "unreferenced"
     return CheckResult("trigger_mining", role, bool(bins) and flagged >= support, threshold=support,
