@@ -147,27 +147,30 @@ def _selected(config: PoisoningConfig, has_reference: bool) -> list[str]:
 def _row_scores(results: list[CheckResult], n: int) -> np.ndarray:
     """Review order of rows: decisions first, never a blend of raw scores.
 
-    Primary key: the number of fired (or deterministic) checks flagging the row. Ties are broken by
-    Tippett's min-p over the reference-calibrated per-row p-values of the checks that fired (when
-    none fired: of the check whose count test came closest, or of all when none came near),
-    scaled into [0, 1); without a reference, by the out-of-fold label-issue rank."""
-    votes = np.zeros(n)
-    for r in results:
-        if r.fired or r.role == "integrity":
-            votes[list(r.flagged_rows)] += 1.0
+    With a reference: primary key, the number of fired checks flagging the row; ties broken by a
+    weighted Tippett min-p over the reference-calibrated per-row p-values (weighted Bonferroni,
+    weights proportional to each check's batch-level evidence -log10 p), over the fired checks or
+    over all of them when none fired (small batches), scaled into [0, 1). Without a reference: the
+    number of checks flagging the row, ties broken by the out-of-fold label-issue rank."""
     calibrated = [r for r in results if r.row_p_values is not None and r.role == "reference"]
-    if calibrated:
-        fired = [r for r in calibrated if r.fired]
-        if not fired:  # nothing fired (e.g. a small batch): the check with the most batch-level evidence
-            tested = [r for r in calibrated if r.p_value is not None]
-            best = min((r.p_value for r in tested), default=1.0)
-            fired = [r for r in tested if r.p_value == best] if best < 0.5 else calibrated
-        evidence = -np.log10(np.clip(np.min([r.row_p_values for r in fired], axis=0), 1e-300, 1.0))
-        return votes + evidence / (1.0 + evidence)
+    votes = np.zeros(n)
+    if not calibrated:
+        for r in results:
+            votes[list(r.flagged_rows)] += 1.0
+        tie = next((r.scores for r in results if r.name == "oof_label_issues" and r.scores is not None), None)
+        return votes + (0.0 if tie is None else np.argsort(np.argsort(tie)) / max(1, n))
     for r in results:
-        votes[list(r.flagged_rows)] += 1.0
-    tie = next((r.scores for r in results if r.name == "oof_label_issues" and r.scores is not None), None)
-    return votes + (0.0 if tie is None else np.argsort(np.argsort(tie)) / max(1, n))
+        if r.fired:
+            votes[list(r.flagged_rows)] += 1.0
+    pool = [r for r in calibrated if r.fired] or calibrated
+    weights = np.array([-np.log10(max(float(r.statistics.get("level_p_value", 1.0)), 1e-300)) for r in pool])
+    weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(pool), 1.0 / len(pool))
+    p = np.ones(n)
+    for r, w in zip(pool, weights):
+        if w > 0:
+            p = np.minimum(p, np.clip(r.row_p_values / w, 0.0, 1.0))
+    evidence = -np.log10(np.clip(p, 1e-300, 1.0))
+    return votes + evidence / (1.0 + evidence)
 
 
 def _with_seconds(result: CheckResult, seconds: float) -> CheckResult:

@@ -67,9 +67,9 @@ class PoisoningReport:
     """SHA-256 over the incoming rows' canonical hashes (``pipeshield.datasets.table_digest``)."""
     reference_digest: str | None
     row_scores: np.ndarray = dataclasses.field(repr=False, compare=False)
-    """Review order of rows (higher first): the number of checks flagging the row, ties broken by the
-    row's strongest reference-calibrated evidence (Tippett's min-p), or without a reference by the
-    out-of-fold label-issue rank."""
+    """Review order of rows (higher first): the number of fired checks flagging the row, ties broken by
+    the row's reference-calibrated evidence (weighted Tippett min-p, weights from each check's
+    batch-level evidence), or without a reference by the out-of-fold label-issue rank."""
     config: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
