@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.register_assert_rewrite("tests.fixtures")  # fixture modules import each other
+
 # every module of tests/fixtures/ is a pytest plugin (one module per real component)
 # (processes.py first: the other fixture modules import it)
 pytest_plugins = sorted(

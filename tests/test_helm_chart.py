@@ -40,19 +40,35 @@ def test_every_manifest_validates_against_kubernetes_schema() -> None:
 
 def test_each_stage_has_its_own_service_account_and_vault_role() -> None:
     manifests = _render()
-    accounts = {m["metadata"]["labels"].get("pipeshield.io/stage"): m["metadata"]["name"]
-                for m in _kind(manifests, "ServiceAccount") if "pipeshield.io/stage" in m["metadata"]["labels"]}
+    accounts = {m["metadata"]["labels"]["pipeshield.io/stage"]: m for m in _kind(manifests, "ServiceAccount")
+                if "pipeshield.io/stage" in m["metadata"]["labels"]}
     assert set(accounts) == {"validate", "train", "register", "deploy", "serve"}
-    assert len(set(accounts.values())) == len(accounts)
+    assert len({a["metadata"]["name"] for a in accounts.values()}) == len(accounts)
     roles = next(m for m in _kind(manifests, "ConfigMap") if m["metadata"]["name"].endswith("vault-roles"))
     for stage, account in accounts.items():
         role = json.loads(roles["data"][f"pipeshield-{stage}.json"])
-        assert role["bound_service_account_names"] == [account]
-        assert role["bound_service_account_namespaces"] == ["ml"]
+        assert role["bound_service_account_names"] == [account["metadata"]["name"]]
+        assert role["bound_service_account_namespaces"] == [account["metadata"]["namespace"]]
         assert role["token_policies"] == [f"pipeshield-{stage}"]
     env = {m["data"]["PIPESHIELD_STAGE"]: m["data"] for m in _kind(manifests, "ConfigMap") if "PIPESHIELD_STAGE" in m.get("data", {})}
     assert env["train"]["AIRFLOW__WORKERS__SECRETS_BACKEND_KWARG__KUBERNETES_ROLE"] == "pipeshield-train"
-    assert env["deploy"]["PIPESHIELD_VAULT_ROLE"] == "pipeshield-deploy"
+    assert env["deploy"]["PIPESHIELD_STAGE_DEPLOY_ROLE"] == "pipeshield-deploy"
+
+
+def test_values_rendered_from_a_stage_manifest_drive_the_chart(tmp_path: Path) -> None:
+    """`pipeshield stages render --k8s` output is valid chart values, custom stages included."""
+    from pipeshield.cli import main
+
+    manifest = tmp_path / "stages.yaml"
+    default = (Path(__file__).resolve().parent.parent / "pipeshield" / "stages" / "default-manifest.yaml").read_text()
+    manifest.write_text(default.replace("stages:\n", "stages:\n  feature-eng:\n    auth: {kubernetes: {}}\n"
+                                        "    transit: {pipeshield-data: [decrypt]}\n", 1))
+    out = tmp_path / "values.yaml"
+    assert main(["stages", "render", "--k8s", "--manifest", str(manifest), "--out", str(out)]) == 0
+    values = yaml.safe_load(out.read_text())
+    helm.Chart.load(CHART).validate_schema(values)
+    names = {m["metadata"]["name"] for m in _kind(_render(values), "ServiceAccount")}
+    assert "pipeshield-feature-eng" in names and "pipeshield-train" in names
 
 
 def test_no_container_runs_as_root_by_default() -> None:
@@ -85,19 +101,20 @@ def test_mlflow_uses_the_signed_registry_store() -> None:
     assert "registry-store-uri" in secret_keys
 
 
-def test_custom_stage_gets_an_identity() -> None:
-    values = {"stages": {"feature-eng": {"vaultRole": "pipeshield-feature-eng", "vaultPolicies": ["pipeshield-feature-eng"]}}}
-    names = [m["metadata"]["name"] for m in _kind(_render(values), "ServiceAccount")]
-    assert "ps-pipeshield-feature-eng" in names
-
-
 @pytest.mark.parametrize(
     "values",
     [
         {"podSecurityContext": {"runAsNonRoot": False, "runAsUser": 0}},
         {"containerSecurityContext": {"allowPrivilegeEscalation": True, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}},
-        {"stages": {"Train": {"vaultRole": "r", "vaultPolicies": ["p"]}}},
-        {"stages": {"train": {"vaultRole": "r", "vaultPolicies": ["root"]}}},
+        {"stages": {"Train": {}}},
+        {"stages": {"train": {"queue": "train", "env": {"PIPESHIELD_STAGE": "train"},
+                              "serviceAccount": {"create": True, "name": "sa"},
+                              "vault": {"authMount": "kubernetes", "role": "r", "policies": ["root"],
+                                        "boundServiceAccountNames": ["sa"], "boundServiceAccountNamespaces": ["ml"]}}}},
+        {"stages": {"train": {"queue": "train", "env": {"PIPESHIELD_STAGE": "train"},
+                              "serviceAccount": {"create": True, "name": "sa"},
+                              "vault": {"authMount": "kubernetes", "role": "r", "policies": ["p"],
+                                        "boundServiceAccountNames": ["*"], "boundServiceAccountNamespaces": ["ml"]}}}},
         {"vault": {"address": "vault:8200", "namespaceSelector": {"a": "b"}, "port": 8200}},
         {"unknownKey": 1},
     ],

@@ -12,10 +12,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
-{{/* ServiceAccount name of a stage: (dict "root" $ "stage" $name "spec" $spec). */}}
-{{- define "pipeshield.stageServiceAccount" -}}
-{{- $sa := (.spec.serviceAccount | default dict) -}}
-{{- $sa.name | default (printf "%s-%s" (include "pipeshield.fullname" .root) .stage) | trunc 63 | trimSuffix "-" -}}
+{{/* Namespace of a stage's ServiceAccount: (dict "root" $ "spec" $spec). */}}
+{{- define "pipeshield.stageNamespace" -}}
+{{- .spec.serviceAccount.namespace | default .root.Release.Namespace -}}
 {{- end -}}
 
 {{/* Pod security context shared by every pod. */}}
