@@ -7,10 +7,12 @@ Exits non-zero when an expected outcome does not happen.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,15 +87,51 @@ def key_layer(story: Story) -> None:
     )
 
 
+def _stories() -> list[tuple[str, Callable[[Story], None]]]:
+    """The chapters, in the order a pipeline meets them."""
+    from demo_envelope import envelope_story
+    from demo_gate import gate_story
+    from demo_lineage import lineage_story
+    from demo_mlflow import signed_mlflow_story
+    from demo_poisoning import poisoning_story
+    from demo_signing import signing_story
+    from demo_stages import stages_story
+    from demo_vault import vault_story
+
+    return [
+        ("keys", key_layer),
+        ("vault", vault_story),
+        ("stages", stages_story),
+        ("gate", gate_story),
+        ("poisoning", poisoning_story),
+        ("envelope", envelope_story),
+        ("signing", signing_story),
+        ("mlflow", signed_mlflow_story),
+        ("lineage", lineage_story),
+    ]
+
+
 def main() -> int:
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir()
     os.environ["PIPESHIELD_HOME"] = str(OUT / "home")
-    os.environ.pop("PIPESHIELD_KEY_PROVIDER", None)
+    for name in list(os.environ):
+        if name.startswith(("PIPESHIELD_KEY_PROVIDER", "VAULT_")) or name == "MLFLOW_TRACKING_URI":
+            os.environ.pop(name)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # our own progress lines only
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    sys.path.insert(0, str(ROOT / "scripts"))
     story = Story()
-    print("pipeshield demo: embedded defaults (local keys)")
-    key_layer(story)
+    print("pipeshield demo: embedded defaults (local keys, SQLite MLflow, real servers on loopback)")
+    chapters = _stories()
+    for number, (name, chapter) in enumerate(chapters, 1):
+        print(f"\n[{number}/{len(chapters)}] {name} ({time.monotonic() - story.started:.0f}s elapsed)", flush=True)
+        try:
+            chapter(story)
+        except Exception as exc:  # a chapter that crashes is an outcome that did not happen
+            story.check(f"{name} chapter ran to the end", False, f"{type(exc).__name__}: {exc}")
+    print(f"\nReports and logs: {OUT}")
     return story.finish()
 
 
