@@ -164,6 +164,7 @@ def _row_scores(results: list[CheckResult], n: int) -> np.ndarray:
             votes[list(r.flagged_rows)] += 1.0
     pool = [r for r in calibrated if r.fired] or calibrated
     weights = np.array([-np.log10(max(float(r.statistics.get("level_p_value", 1.0)), 1e-300)) for r in pool])
+    weights[weights < 0.5 * weights.max()] = 0.0  # only checks with at least half the strongest evidence
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(pool), 1.0 / len(pool))
     p = np.ones(n)
     for r, w in zip(pool, weights):
