@@ -40,7 +40,8 @@ def oof_label_issues_check(ctx: Context) -> CheckResult:
     proba = cross_val_predict(LogisticRegression(max_iter=2000), X, yy,
                               cv=StratifiedKFold(folds, shuffle=True, random_state=ctx.config.seed),
                               method="predict_proba")
-    mask = find_label_issues(yy, proba, filter_by="prune_by_noise_rate")
+    # n_jobs=1: cleanlab's process pool forks, which deadlocks in processes with threads (Airflow, OTel, servers)
+    mask = find_label_issues(yy, proba, filter_by="prune_by_noise_rate", n_jobs=1)
     scores = 1.0 - get_label_quality_scores(yy, proba, method="self_confidence")
     return _fraction_result(ctx, "oof_label_issues", mask, scores, started)
 
