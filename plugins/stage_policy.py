@@ -16,8 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from airflow.exceptions import AirflowClusterPolicyViolation
-from airflow.policies import hookimpl
+import pluggy
 
 from pipeshield.errors import PipeshieldError
 from pipeshield.stages import MARKER, StageManifest, configured_manifest, pod_env, resolve_stage, revoke_stage_sessions
@@ -39,8 +38,15 @@ def revoke_at_task_end(context: Any = None) -> None:
     revoke_stage_sessions()
 
 
+# Airflow loads this module while it initialises: importing airflow here at module level could register a
+# half-imported module, so the marker comes from pluggy and Airflow's exception is imported when needed.
+hookimpl = pluggy.HookimplMarker("airflow.policy")
+
+
 @hookimpl
 def task_policy(task: Any) -> None:
+    from airflow.exceptions import AirflowClusterPolicyViolation
+
     try:
         manifest = configured_manifest()
     except PipeshieldError as exc:
