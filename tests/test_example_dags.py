@@ -39,3 +39,15 @@ def test_existing_dags_train_and_deploy(dags_folder: Path, landed_batch: Path) -
     assert deploy.test(run_conf={"model_version": "1"}).state == "success"
     predictions = pd.read_csv(landed_batch / "scoring" / "predictions.csv")
     assert len(predictions) == 20 and set(predictions["prediction"]) <= {0, 1}
+
+
+def test_untouched_training_dag_gains_the_gate_by_tag(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With PIPESHIELD_GATE_TRAIN_TAGS=training, the unmodified DAG's train task (it declares an inlet)
+    gets the data gate upstream; the other tasks are left alone."""
+    monkeypatch.setenv("PIPESHIELD_GATE_TRAIN_TAGS", "training")
+    shutil.copy(DAGS / "train_model.py", dags_folder / "train_model.py")
+    dag = load_dagbag(dags_folder).dags["train_model"]
+    gate = dag.task_dict["pipeshield_gate__train"]
+    assert gate.upstream_task_ids == {"extract"}
+    assert dag.task_dict["train"].upstream_task_ids == {"extract", "pipeshield_gate__train"}
+    assert sum(task_id.startswith("pipeshield_gate__") for task_id in dag.task_dict) == 1
