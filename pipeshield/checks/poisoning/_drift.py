@@ -10,6 +10,7 @@ import numpy as np
 from scipy.stats import binomtest, chi2_contingency, ks_2samp
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from pipeshield.checks.errors import CheckConfigError
 from pipeshield.checks.poisoning._context import Context
 from pipeshield.checks.poisoning._report import CheckResult
 
@@ -18,7 +19,8 @@ def feature_drift_check(ctx: Context) -> CheckResult:
     """KS per numeric feature, chi-squared per categorical feature and on the labels; Bonferroni."""
     started = time.perf_counter()
     d = ctx.data
-    assert d.X_ref is not None and d.y_ref is not None and ctx.reference is not None
+    if not (d.X_ref is not None and d.y_ref is not None and ctx.reference is not None):
+        raise CheckConfigError("this check needs a trusted reference batch")
     p_values: dict[str, float] = {}
     for j, column in enumerate(d.numeric_columns):
         p_values[column] = float(ks_2samp(d.X[:, j], d.X_ref[:, j]).pvalue)
@@ -39,7 +41,8 @@ def classifier_drift_check(ctx: Context) -> CheckResult:
     """Classifier two-sample test on (features, one-hot label): can a model tell incoming from reference?"""
     started = time.perf_counter()
     d = ctx.data
-    assert d.X_ref is not None and d.y_ref is not None
+    if not (d.X_ref is not None and d.y_ref is not None):
+        raise CheckConfigError("this check needs a trusted reference batch")
     rng = ctx.rng(7)
     m = min(len(d.X), len(d.X_ref), ctx.config.drift_max_rows)
     inc = rng.choice(len(d.X), m, replace=False)

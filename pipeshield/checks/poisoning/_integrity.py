@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeshield.checks.errors import CheckConfigError
 from pipeshield.checks.poisoning._context import Context
 from pipeshield.checks.poisoning._report import CheckResult
 from pipeshield.datasets import canonical_row_hashes
@@ -38,7 +39,8 @@ def provenance_check(ctx: Context) -> CheckResult:
     """Diff the incoming rows' canonical SHA-256s against the reference manifest."""
     if not ctx.has_reference:
         return CheckResult("provenance", "integrity", False, skipped="no reference manifest to diff against")
-    assert ctx.reference is not None
+    if not (ctx.reference is not None):
+        raise CheckConfigError("this check needs a trusted reference batch")
     inc = canonical_row_hashes(ctx.incoming).to_numpy(dtype=object)
     ref = canonical_row_hashes(ctx.reference).to_numpy(dtype=object)
     ref_set, inc_set = set(ref), set(inc)

@@ -22,6 +22,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from pipeshield.checks.errors import CheckConfigError
 from pipeshield.checks.poisoning._calibration import pooled_fisher_test, row_p_values
 from pipeshield.checks.poisoning._context import Context
 from pipeshield.checks.poisoning._report import CheckResult
@@ -30,7 +31,8 @@ from pipeshield.checks.poisoning._report import CheckResult
 def label_model(ctx: Context) -> ClassifierMixin:
     """The classifier the label check fits on reference folds."""
     kind = ctx.config.label_model
-    assert ctx.data.X_ref is not None
+    if not (ctx.data.X_ref is not None):
+        raise CheckConfigError("this check needs a trusted reference batch")
     if kind == "auto":
         kind = "gradient_boosting" if len(ctx.data.X_ref) >= ctx.config.boosting_min_rows else "logistic"
     if kind == "gradient_boosting":
@@ -44,7 +46,8 @@ def reference_label_check(ctx: Context) -> CheckResult:
     K = ctx.data.n_classes
 
     def fit_score(train: np.ndarray, X_eval: list[np.ndarray], y_eval: list[np.ndarray]) -> list[np.ndarray]:
-        assert ctx.data.X_ref is not None and ctx.data.y_ref is not None
+        if not (ctx.data.X_ref is not None and ctx.data.y_ref is not None):
+            raise CheckConfigError("this check needs a trusted reference batch")
         y_train = ctx.data.y_ref[train]
         if len(np.unique(y_train)) < 2:  # a one-class fold predicts its class with certainty
             return [(yy != y_train[0]).astype(float) for yy in y_eval]
@@ -73,7 +76,8 @@ def reference_novelty_check(ctx: Context) -> CheckResult:
     fitted on the reference alone scores far-out rows no higher than its own most extreme rows).
     """
     started = time.perf_counter()
-    assert ctx.data.X_ref is not None
+    if not (ctx.data.X_ref is not None):
+        raise CheckConfigError("this check needs a trusted reference batch")
     pooled = np.vstack([ctx.data.X_ref, ctx.data.X])
     forest = IsolationForest(n_estimators=200, random_state=ctx.config.seed).fit(pooled)
     scores = -forest.score_samples(pooled)
@@ -87,7 +91,8 @@ FitScore = Callable[[np.ndarray, list[np.ndarray], list[np.ndarray]], list[np.nd
 def _cross_fit(ctx: Context, fit_score: FitScore) -> tuple[np.ndarray, np.ndarray]:
     """(out-of-fold reference scores, incoming scores each from one randomly assigned fold model)."""
     X_ref, y_ref = ctx.data.X_ref, ctx.data.y_ref
-    assert X_ref is not None and y_ref is not None
+    if not (X_ref is not None and y_ref is not None):
+        raise CheckConfigError("this check needs a trusted reference batch")
     folds = ctx.config.calibration_folds or (5 if len(X_ref) < 2.5 * ctx.config.boosting_min_rows else 2)
     folds = min(folds, len(X_ref))
     counts = np.bincount(y_ref)
