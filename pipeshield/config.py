@@ -159,6 +159,13 @@ class Settings:
         (), _names,
         "Comma-separated operator class names (or dotted paths) the gate policy treats as training tasks.",
     )
+    trusted_keys_dir: Path | None = _setting(
+        None, _optional_path,
+        "Public keys `<key>.v<N>.pem` trusted by verifiers without key-provider access (MLflow server, deploy gate).",
+    )
+    protected_aliases: tuple[str, ...] = _setting(
+        ("champion",), _names, "Comma-separated registry aliases that may point only at verified model versions.",
+    )
     gate_train_tags: tuple[str, ...] = _setting(
         (), _names, "Comma-separated DAG tags: in a DAG with one of them, the gate policy gates every task with inlets.",
     )

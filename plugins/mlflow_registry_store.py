@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 SCHEMES = ("signed+sqlite", "signed+postgresql")
 PROTECTED_STAGES = frozenset({"production"})
-PROTECTED_ALIASES_ENV = "PIPESHIELD_PROTECTED_ALIASES"
 """Comma-separated aliases that may point only at verified versions (default ``champion``)."""
 _PROXY_ROUTE = "/api/2.0/mlflow-artifacts/artifacts/"
 
@@ -63,8 +62,7 @@ class SignedRegistryStore(SqlAlchemyStore):
         super().__init__(db_uri)
         self._tracking_uri = tracking_uri
         self._settings = settings
-        aliases = os.environ.get(PROTECTED_ALIASES_ENV, "champion")
-        self._protected_aliases = frozenset(a.strip() for a in aliases.split(",") if a.strip())
+        self._protected_aliases = frozenset(settings.protected_aliases)
 
     # --- versions ---------------------------------------------------------
     def create_model_version(self, name, source, run_id=None, tags=None, run_link=None, description=None,

@@ -32,7 +32,7 @@ from pipeshield.registry._tags import (
     is_protected_tag,
     signature_tags,
 )
-from pipeshield.registry._trust import TRUSTED_KEYS_DIR_ENV, keys_from_directory, trusted_keys, trusted_keys_dir
+from pipeshield.registry._trust import TRUSTED_KEYS_DIR_ENV, keys_from_directory, trusted_keys
 
 __all__ = [
     "FORMAT_TAG",
@@ -57,6 +57,5 @@ __all__ = [
     "resolve_registered_model",
     "signature_tags",
     "trusted_keys",
-    "trusted_keys_dir",
     "verify_registered_model",
 ]

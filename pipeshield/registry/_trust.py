@@ -8,9 +8,7 @@ A verifier (the registry server, a deploy stage) needs no signing rights: give i
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 from pipeshield.config import Settings
@@ -19,13 +17,7 @@ from pipeshield.keys import KeyProvider, open_key_provider
 from pipeshield.signing import TrustedKeys
 
 TRUSTED_KEYS_DIR_ENV = "PIPESHIELD_TRUSTED_KEYS_DIR"
-"""Directory of trusted public keys for verifiers without key-provider access."""
-
-
-def trusted_keys_dir(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The configured trusted-keys directory, or None."""
-    value = (os.environ if environ is None else environ).get(TRUSTED_KEYS_DIR_ENV)
-    return Path(value).expanduser() if value else None
+"""The setting (``Settings.trusted_keys_dir``) naming the directory of trusted public keys."""
 
 
 def keys_from_directory(directory: Path, key_name: str) -> TrustedKeys:
@@ -46,10 +38,10 @@ def keys_from_directory(directory: Path, key_name: str) -> TrustedKeys:
 
 def trusted_keys(settings: Settings, provider: KeyProvider | None = None, key_name: str | None = None,
                  keys_dir: Path | None = None) -> TrustedKeys:
-    """``keys_dir`` (default: :data:`TRUSTED_KEYS_DIR_ENV`) when set, else every exportable version of the
+    """``keys_dir`` (default: ``settings.trusted_keys_dir``) when set, else every exportable version of the
     provider's signing key (``key_name``, default ``settings.signing_key``)."""
     key = key_name or settings.signing_key
-    directory = keys_dir or trusted_keys_dir()
+    directory = keys_dir or settings.trusted_keys_dir
     if directory is not None:
         return keys_from_directory(directory, key)
     if provider is not None:
