@@ -68,7 +68,7 @@ class KeyProviderHook(BaseHook):
         for field in _EXTRA_FIELDS:
             if field in extra:
                 updates[f"vault_{field}"] = extra[field]
-        merged = Settings.load({**_as_env(settings), **{f"PIPESHIELD_{k.upper()}": str(v) for k, v in updates.items() if v is not None}})
+        merged = settings.updated(**{name: value for name, value in updates.items() if value is not None})
         return merged, dict(extra.get("stages") or {})
 
     def get_provider(self) -> KeyProvider:
@@ -78,13 +78,3 @@ class KeyProviderHook(BaseHook):
 
     def get_conn(self) -> KeyProvider:
         return self.get_provider()
-
-
-def _as_env(settings: Settings) -> dict[str, str]:
-    """Settings back to PIPESHIELD_* variables, so connection values pass the same validation."""
-    env: dict[str, str] = {}
-    for field in dataclasses.fields(settings):
-        value = getattr(settings, field.name)
-        if value is not None:
-            env[f"PIPESHIELD_{field.name.upper()}"] = str(value)
-    return env

@@ -196,6 +196,19 @@ class Settings:
         settings = cls(**values)
         return settings._with_fallbacks(env)
 
+    def updated(self, **raw: Any) -> Settings:
+        """A copy with some settings replaced; each value is validated as its environment variable would be."""
+        fields = {field.name: field for field in dataclasses.fields(self)}
+        values: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name not in fields:
+                raise ConfigError(PREFIX + name.upper(), "unknown setting")
+            try:
+                values[name] = fields[name].metadata["parse"](value)
+            except ValueError as exc:
+                raise ConfigError(PREFIX + name.upper(), str(exc)) from None
+        return dataclasses.replace(self, **values)._with_fallbacks({})
+
     def _with_fallbacks(self, env: Mapping[str, str]) -> Settings:
         updates: dict[str, Any] = {}
         if self.vault_addr is None and env.get("VAULT_ADDR"):

@@ -68,3 +68,14 @@ def test_settings_table_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [name for name in names if name not in readme]
     assert not missing, f"settings missing from README: {missing}"
+
+
+def test_updated_validates_like_the_environment_and_keeps_lists() -> None:
+    settings = Settings.load({"PIPESHIELD_PROTECTED_ALIASES": "champion,prod"})
+    copy = settings.updated(vault_addr="http://127.0.0.1:8200", key_provider="vault", vault_timeout="2")
+    assert copy.vault_timeout == 2.0 and copy.key_provider == "vault"
+    assert copy.protected_aliases == ("champion", "prod")
+    with pytest.raises(ConfigError, match="PIPESHIELD_VAULT_RETRIES"):
+        settings.updated(vault_retries="many")
+    with pytest.raises(ConfigError, match="PIPESHIELD_NO_SUCH"):
+        settings.updated(no_such="x")

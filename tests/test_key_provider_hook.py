@@ -27,6 +27,16 @@ def test_connection_selects_vault(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hvs.token" not in repr(settings)
 
 
+def test_connection_keeps_the_other_settings_intact(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {"conn_type": "pipeshield_vault", "host": "vault.internal", "password": "hvs.token"}
+    monkeypatch.setenv("AIRFLOW_CONN_PIPESHIELD_VAULT_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("PIPESHIELD_PROTECTED_ALIASES", "champion,prod")
+    monkeypatch.setenv("PIPESHIELD_VAULT_TIMEOUT", "2.5")
+    settings = KeyProviderHook().get_settings()
+    assert settings.protected_aliases == ("champion", "prod")
+    assert settings.vault_timeout == 2.5 and settings.vault_addr == "http://vault.internal"
+
+
 def test_connection_to_the_emulator_yields_a_working_vault_provider(
     monkeypatch: pytest.MonkeyPatch, vault: VaultServer
 ) -> None:
