@@ -24,8 +24,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# Long runs of what make test runs briefly: the envelope parser fuzz target and the property tests.
 soak: $(STAMP)
-	$(PY) -m pytest -m slow --run-soak $(PYTEST_ARGS)
+	PIPESHIELD_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/fuzz $(PYTEST_ARGS)
 
 # CycloneDX 1.6 SBOM of pipeshield and everything installed with it.
 sbom: $(STAMP)
