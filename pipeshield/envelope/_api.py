@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+from collections.abc import Iterator
 from typing import IO
 
 from opentelemetry.trace import Span
@@ -79,18 +81,11 @@ def encrypt_stream(
     with lineage_span("envelope.encrypt", {"pipeshield.envelope.key_name": key_name}) as span:
         data_key = provider.generate_data_key(key_name)
         header = Header.new(key_name=key_name, wrapped_key=data_key.wrapped, context=bound, log2_chunk=log2_chunk)
-        plain_digest, cipher_digest = Digest(digests), Digest(digests)
-        try:
+        with _digest_pair(digests) as (plain_digest, cipher_digest):
             plain_size, cipher_size = seal(
                 header, header.object_key(data_key.plaintext), src, dst, plain_digest, cipher_digest, progress
             )
-            result = EnvelopeResult(
-                plain_digest.hexdigest(), cipher_digest.hexdigest(), plain_size, cipher_size,
-                header.key_name, header.key_version,
-            )
-        finally:
-            plain_digest.close()
-            cipher_digest.close()
+            result = _result(header, plain_digest, cipher_digest, plain_size, cipher_size)
         _annotate(span, result, bound)
         return result
 
@@ -110,19 +105,12 @@ def decrypt_stream(
     with lineage_span("envelope.decrypt", {"pipeshield.envelope.key_name": header.key_name}) as span:
         check_binding(header, bound, key_name)
         object_key = header.object_key(_unwrap(provider, header))
-        plain_digest, cipher_digest = Digest(digests), Digest(digests)
         header_bytes = header.to_bytes()
-        cipher_digest.update(header_bytes, background=False)
-        try:
+        with _digest_pair(digests) as (plain_digest, cipher_digest):
+            cipher_digest.update(header_bytes, background=False)
             plain_size = open_body(header, object_key, src, dst, plain_digest, cipher_digest, progress)
             cipher_size = len(header_bytes) + plain_size + _tags(plain_size, header.chunk_size)
-            result = EnvelopeResult(
-                plain_digest.hexdigest(), cipher_digest.hexdigest(), plain_size, cipher_size,
-                header.key_name, header.key_version,
-            )
-        finally:
-            plain_digest.close()
-            cipher_digest.close()
+            result = _result(header, plain_digest, cipher_digest, plain_size, cipher_size)
         _annotate(span, result, bound)
         return result
 
@@ -221,3 +209,20 @@ def _annotate(span: Span, result: EnvelopeResult, context: bytes) -> None:
     set_attribute("pipeshield.envelope.plaintext_size", result.plaintext_size)
     set_attribute("pipeshield.envelope.ciphertext_size", result.ciphertext_size)
     set_attribute("pipeshield.envelope.context_sha256", hashlib.sha256(context).hexdigest())
+
+
+@contextlib.contextmanager
+def _digest_pair(enabled: bool) -> Iterator[tuple[Digest, Digest]]:
+    """Plaintext and ciphertext digests, their background workers stopped however the block ends."""
+    plain_digest, cipher_digest = Digest(enabled), Digest(enabled)
+    try:
+        yield plain_digest, cipher_digest
+    finally:
+        plain_digest.close()
+        cipher_digest.close()
+
+
+def _result(header: Header, plain_digest: Digest, cipher_digest: Digest, plain_size: int,
+            cipher_size: int) -> EnvelopeResult:
+    return EnvelopeResult(plain_digest.hexdigest(), cipher_digest.hexdigest(), plain_size, cipher_size,
+                          header.key_name, header.key_version)
