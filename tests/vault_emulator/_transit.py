@@ -615,24 +615,34 @@ class TransitBackend(Backend):
         results = [self._run(lambda i=i, item=item: one(item, i)) for i, item in enumerate(items)]
         return self._respond(data, results, items, batch, ("ciphertext", "key_version"), warnings)
 
-    def decrypt(self, req: Request, groups: dict[str, str]) -> Response:
-        data = req.data
+    def _ciphertext_items(self, data: dict[str, Any], name: str,
+                          fields: tuple[str, ...]) -> tuple[list[dict[str, Any]], bool, TransitKey]:
+        """Items of a decrypt or rewrap request (single or batch), checked, and the key they name."""
 
         def single() -> dict[str, Any]:
             if not f.text(data, "ciphertext"):
                 raise VaultError(400, "missing ciphertext to decrypt")
-            return {k: data.get(k) for k in ("ciphertext", "context", "nonce", "associated_data")}
+            return {k: data.get(k) for k in ("ciphertext", *fields)}
 
         items, batch = self._items(data, single)
         self._check_contexts(items)
-        key = self._key(groups["name"], "encryption key not found")
+        return items, batch, self._key(name, "encryption key not found")
+
+    @staticmethod
+    def _decrypt_item(key: TransitKey, item: dict[str, Any], *, with_aad: bool) -> tuple[bytes | None, bytes]:
+        """(context, plaintext) of one item's ciphertext; ``associated_data`` is read only for decrypt."""
+        if not item.get("ciphertext"):
+            raise UserError("missing ciphertext to decrypt")
+        context = _decode_context(item)
+        aad = _decode_context(item, "associated_data") if with_aad else None
+        return context, key.decrypt(context, str(item["ciphertext"]), aad)
+
+    def decrypt(self, req: Request, groups: dict[str, str]) -> Response:
+        data = req.data
+        items, batch, key = self._ciphertext_items(data, groups["name"], ("context", "nonce", "associated_data"))
 
         def one(item: dict[str, Any]) -> dict[str, Any]:
-            if not item.get("ciphertext"):
-                raise UserError("missing ciphertext to decrypt")
-            context = _decode_context(item)
-            aad = _decode_context(item, "associated_data")
-            plaintext = key.decrypt(context, str(item["ciphertext"]), aad)
+            _, plaintext = self._decrypt_item(key, item, with_aad=True)
             return {"plaintext": base64.b64encode(plaintext).decode()}
 
         results = [self._run(lambda item=item: one(item)) for item in items]
@@ -640,21 +650,10 @@ class TransitBackend(Backend):
 
     def rewrap(self, req: Request, groups: dict[str, str]) -> Response:
         data = req.data
-
-        def single() -> dict[str, Any]:
-            if not f.text(data, "ciphertext"):
-                raise VaultError(400, "missing ciphertext to decrypt")
-            return {k: data.get(k) for k in ("ciphertext", "context", "nonce", "key_version")}
-
-        items, batch = self._items(data, single)
-        self._check_contexts(items)
-        key = self._key(groups["name"], "encryption key not found")
+        items, batch, key = self._ciphertext_items(data, groups["name"], ("context", "nonce", "key_version"))
 
         def one(item: dict[str, Any]) -> dict[str, Any]:
-            if not item.get("ciphertext"):
-                raise UserError("missing ciphertext to decrypt")
-            context = _decode_context(item)
-            plaintext = key.decrypt(context, str(item["ciphertext"]), None)
+            context, plaintext = self._decrypt_item(key, item, with_aad=False)
             ciphertext, version = key.encrypt(f.integer(item, "key_version"), context,
                                               base64.b64encode(plaintext).decode(), None)
             return {"ciphertext": ciphertext, "key_version": version}
