@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo import OUT, Story  # noqa: E402
+from demo import OUT, ROOT, Story  # noqa: E402
 
 MODEL_FILES = {
     "MLmodel": b"artifact_path: model\nflavors:\n  python_function:\n    loader_module: demo\n",
@@ -31,36 +26,20 @@ MODEL_FILES = {
 
 @contextlib.contextmanager
 def _mlflow_server(root: Path, env: dict[str, str]) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    """A real ``mlflow server`` with the signed registry store, stopped (process group) at the end."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.fixtures.processes import free_port, running
+
+    port = free_port()
     db = f"sqlite:///{root / 'mlflow.db'}"
     command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1", "--backend-store-uri", db, "--registry-store-uri", f"signed+{db}",
                "--artifacts-destination", str(root / "artifacts")]
     server_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | env
-    with open(root / "server.log", "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=server_env, cwd=root,
-                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start; see {root / 'server.log'}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url + "/health", timeout=2):
-                    break
-            time.sleep(0.5)
+    with running(command, url + "/health", root / "server.log", env=server_env, cwd=root, timeout=180):
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def signed_mlflow_story(story: Story) -> None:
