@@ -59,7 +59,7 @@ class EncryptOperator(_KeyedOperator):
         provider, key_name = self._provider()
         with provider, open_source(self.src) as source, staged_destination(self.dst) as out:
             result = encrypt_stream(source, out, provider, key_name=key_name, chunk_size=self.chunk_size,
-                                    context=_binding(self.binding, self.dst))
+                                    context=_binding(self.binding, self.dst), digests=True)
         self.log.info("encrypted %s -> %s under key %s v%d (plaintext sha256 %s)", self.src, self.dst,
                       result.key_name, result.key_version, result.plaintext_sha256)
         return {"src": self.src, "dst": self.dst, "stage": self.stage, **result.as_dict()}
@@ -83,7 +83,7 @@ class DecryptOperator(_KeyedOperator):
         hook = KeyProviderHook(vault_conn_id=self.vault_conn_id, stage=self.stage)
         with hook.get_provider() as provider, open_source(self.src) as source, staged_destination(self.dst) as out:
             result = decrypt_stream(source, out, provider, key_name=self.key_name,
-                                    context=_binding(self.binding, self.src))
+                                    context=_binding(self.binding, self.src), digests=True)
         self.log.info("decrypted %s -> %s (key %s v%d, plaintext sha256 %s)", self.src, self.dst,
                       result.key_name, result.key_version, result.plaintext_sha256)
         return {"src": self.src, "dst": self.dst, "stage": self.stage, **result.as_dict()}

@@ -50,7 +50,7 @@ class EncryptedArtifactRepository(ArtifactRepository):
         settings = Settings.load()
         with open_key_provider(settings) as provider:
             encrypt_file(local_file, sealed, provider, key_name=settings.wrapping_key,
-                         context=self._binding(artifact_path), digests=False)
+                         context=self._binding(artifact_path))
 
     def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
         name = os.path.basename(local_file)
@@ -80,7 +80,7 @@ class EncryptedArtifactRepository(ArtifactRepository):
             sealed = Path(tmp, "sealed")
             self._inner._download_file(remote_file_path, str(sealed))
             with open_key_provider() as provider:
-                decrypt_file(sealed, local, provider, context=self._binding(remote_file_path), digests=False)
+                decrypt_file(sealed, local, provider, context=self._binding(remote_file_path))
 
     def delete_artifacts(self, artifact_path: str | None = None) -> None:
         self._inner.delete_artifacts(artifact_path)

@@ -67,7 +67,7 @@ class EncryptedXComBackend(BaseXCom):
         provider, key_name = _provider()
         sealed = io.BytesIO()
         with provider:
-            encrypt_stream(io.BytesIO(payload), sealed, provider, key_name=key_name, context=binding, digests=False)
+            encrypt_stream(io.BytesIO(payload), sealed, provider, key_name=key_name, context=binding)
         blob = sealed.getvalue()
         threshold = conf.getint(SECTION, "xcom_objectstorage_threshold", fallback=-1)
         base = conf.get(SECTION, "xcom_objectstorage_path", fallback="")
@@ -95,7 +95,7 @@ class EncryptedXComBackend(BaseXCom):
         provider, _ = _provider()
         plain = io.BytesIO()
         with provider:
-            decrypt_stream(io.BytesIO(blob), plain, provider, context=binding, digests=False)
+            decrypt_stream(io.BytesIO(blob), plain, provider, context=binding)
         from airflow.sdk.serde import deserialize
 
         return deserialize(json.loads(plain.getvalue()))

@@ -41,14 +41,14 @@ def envelope_story(story) -> None:  # noqa: ANN001 - scripts/demo.py's Story
     plain.write_bytes(b"id,ssn,label\n" + b"".join(b"%d,%03d-45-6789,%d\n" % (i, i % 1000, i % 2) for i in range(200_000)))
     binding = {"dataset": "train", "run": "demo"}
 
-    result = encrypt_file(plain, work / "train.csv.pse", provider, key_name=key, context=binding)
+    result = encrypt_file(plain, work / "train.csv.pse", provider, key_name=key, context=binding, digests=True)
     sealed = (work / "train.csv.pse").read_bytes()
     story.check("dataset encrypted; no plaintext in the envelope", b"-45-6789" not in sealed,
                 f"{result.plaintext_size / 1e6:.1f} MB, key {result.key_name} v{result.key_version}")
     info = inspect_file(work / "train.csv.pse")
     story.check("inspect reads the header without any key", info["chunks"] >= 4, f"{info['chunks']} chunks of 1 MiB")
 
-    back = decrypt_file(work / "train.csv.pse", work / "train.back.csv", provider, context=binding)
+    back = decrypt_file(work / "train.csv.pse", work / "train.back.csv", provider, context=binding, digests=True)
     story.check("decrypts to the same SHA-256", back.plaintext_sha256 == result.plaintext_sha256,
                 result.plaintext_sha256[:16] + "...")
 

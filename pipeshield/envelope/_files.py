@@ -46,7 +46,7 @@ def atomic_output(dst: PathLike, fsync: bool = False) -> Iterator[IO[bytes]]:
 
 def encrypt_file(
     src: PathLike, dst: PathLike, provider: KeyProvider, *, key_name: str, context: Context,
-    chunk_size: int = DEFAULT_CHUNK_SIZE, progress: Progress | None = None, digests: bool = True,
+    chunk_size: int = DEFAULT_CHUNK_SIZE, progress: Progress | None = None, digests: bool = False,
     fsync: bool = False,
 ) -> EnvelopeResult:
     """Encrypt file ``src`` to ``dst`` (see :func:`encrypt_stream`)."""
@@ -59,7 +59,7 @@ def encrypt_file(
 
 def decrypt_file(
     src: PathLike, dst: PathLike, provider: KeyProvider, *, context: Context,
-    key_name: str | None = None, progress: Progress | None = None, digests: bool = True, fsync: bool = False,
+    key_name: str | None = None, progress: Progress | None = None, digests: bool = False, fsync: bool = False,
 ) -> EnvelopeResult:
     """Decrypt file ``src`` to ``dst``; ``dst`` appears only after the final chunk verified."""
     with open(src, "rb", buffering=0) as source, atomic_output(dst, fsync) as out:

@@ -44,12 +44,13 @@ def test_round_trip_over_sizes_and_chunk_sizes(provider: LocalKeyProvider, data:
     size = data.draw(_boundary_sizes(chunk), label="size")
     plain = random.Random(seed).randbytes(size)
     sealed = io.BytesIO()
-    result = encrypt_stream(io.BytesIO(plain), sealed, provider, key_name=KEY, context=b"ctx", chunk_size=chunk)
+    result = encrypt_stream(io.BytesIO(plain), sealed, provider, key_name=KEY, context=b"ctx", chunk_size=chunk,
+                            digests=True)
     blob = sealed.getvalue()
     chunks = max(1, -(-size // chunk))
     assert len(blob) == len(read_header(io.BytesIO(blob)).to_bytes()) + size + 16 * chunks
     out = io.BytesIO()
-    opened = decrypt_stream(io.BytesIO(blob), out, provider, context=b"ctx")
+    opened = decrypt_stream(io.BytesIO(blob), out, provider, context=b"ctx", digests=True)
     assert out.getvalue() == plain
     assert opened == result
     assert result.plaintext_sha256 == hashlib.sha256(plain).hexdigest()
@@ -60,8 +61,10 @@ def test_round_trip_over_sizes_and_chunk_sizes(provider: LocalKeyProvider, data:
 def test_file_round_trip_reports_digests_sizes_and_key(provider: LocalKeyProvider, tmp_path: Path) -> None:
     src = tmp_path / "data.bin"
     src.write_bytes(os.urandom(5 * CHUNK + 3))
-    enc = encrypt_file(src, tmp_path / "data.pse", provider, key_name=KEY, context={"dataset": "d"}, chunk_size=CHUNK)
-    dec = decrypt_file(tmp_path / "data.pse", tmp_path / "data.out", provider, context={"dataset": "d"})
+    enc = encrypt_file(src, tmp_path / "data.pse", provider, key_name=KEY, context={"dataset": "d"}, chunk_size=CHUNK,
+                       digests=True)
+    dec = decrypt_file(tmp_path / "data.pse", tmp_path / "data.out", provider, context={"dataset": "d"},
+                       digests=True)
     assert (tmp_path / "data.out").read_bytes() == src.read_bytes()
     assert enc == dec
     assert enc == EnvelopeResult(
@@ -83,12 +86,12 @@ def test_ciphertext_hides_the_plaintext_and_differs_each_time(provider: LocalKey
     assert outs[0] != outs[1]  # fresh data key, salt and nonce prefix per object
 
 
-def test_digests_can_be_skipped(provider: LocalKeyProvider) -> None:
+def test_digests_are_computed_only_when_asked_for(provider: LocalKeyProvider) -> None:
     out = io.BytesIO()
-    result = encrypt_stream(io.BytesIO(b"abc" * 100000), out, provider, key_name=KEY, context="c", digests=False)
+    result = encrypt_stream(io.BytesIO(b"abc" * 100000), out, provider, key_name=KEY, context="c")
     assert result.plaintext_sha256 is None and result.ciphertext_sha256 is None
     back = io.BytesIO()
-    assert decrypt_stream(io.BytesIO(out.getvalue()), back, provider, context="c", digests=False).plaintext_size == 300000
+    assert decrypt_stream(io.BytesIO(out.getvalue()), back, provider, context="c").plaintext_size == 300000
     assert back.getvalue() == b"abc" * 100000
 
 

@@ -31,8 +31,9 @@ def remember(name, **kwargs):
     return data_key
 keys.generate_data_key = remember
 sealed = io.BytesIO()
-encrypt_stream(io.BytesIO(b"x" * 300000), sealed, keys, key_name="k", context={"run": "r1"}, chunk_size=1 << 16)
-decrypt_stream(io.BytesIO(sealed.getvalue()), io.BytesIO(), keys, context={"run": "r1"})
+encrypt_stream(io.BytesIO(b"x" * 300000), sealed, keys, key_name="k", context={"run": "r1"}, chunk_size=1 << 16,
+               digests=True)
+decrypt_stream(io.BytesIO(sealed.getvalue()), io.BytesIO(), keys, context={"run": "r1"}, digests=True)
 spans = [{"name": s.name, "attributes": dict(s.attributes)} for s in exporter.get_finished_spans()]
 print(json.dumps({"spans": spans, **seen}))
 """
