@@ -55,14 +55,22 @@ def _verify(registry, name: str, version: str, dest: Path):  # noqa: ANN001, ANN
                                    expected=ModelBindings(datasets=(TRAIN,)), dest_dir=dest)
 
 
-@pytest.mark.reliability("fault", "MLflow server goes down while a signed registration uploads its model",
-                         "RegistryError naming MLflow and the failed request; no model version; retry after "
-                         "the server is back registers a version that verifies")
-def test_mlflow_down_during_registration(signed_registry, outage_proxy, tmp_path: Path, reliability) -> None:
+CUT_POINTS = {
+    "artifact upload": lambda method, path: method == "PUT" and path.startswith(UPLOAD),
+    "version creation": lambda method, path: method == "POST" and path.endswith("/model-versions/create"),
+}
+
+
+@pytest.mark.reliability("fault", "MLflow server goes down during a signed registration",
+                         "MlflowUnreachableError naming the server (not 'registry refused'); no model version; "
+                         "retry after the server is back registers a version that verifies")
+@pytest.mark.parametrize("cut", list(CUT_POINTS))
+def test_mlflow_down_during_registration(cut: str, signed_registry, outage_proxy, tmp_path: Path,
+                                         reliability) -> None:
     proxy = outage_proxy(signed_registry.url)
     model_uri, _ = log_test_model(signed_registry.client())
     name = f"outage-{uuid.uuid4().hex[:8]}"
-    proxy.cut_on(lambda method, path: method == "PUT" and path.startswith(UPLOAD))
+    proxy.cut_on(CUT_POINTS[cut])
     with pytest.raises(MlflowUnreachableError) as info:
         _register(signed_registry, proxy.url, model_uri, name)
     message = str(info.value)
