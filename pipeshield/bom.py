@@ -69,7 +69,10 @@ def build_bom(bindings: ModelBindings, content_digest: str, requirements: str | 
 
 def validate_bom(text: str) -> None:
     """Raise ``SignatureFormatError`` unless ``text`` is valid CycloneDX 1.6 JSON (strict validator)."""
-    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    try:
+        error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    except ValueError as exc:  # not JSON at all (json.JSONDecodeError)
+        raise SignatureFormatError(f"ML-BOM is not JSON: {exc}") from None
     if error is not None:
         raise SignatureFormatError(f"ML-BOM is not valid CycloneDX 1.6: {error}")
 

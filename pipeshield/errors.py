@@ -5,6 +5,8 @@ Messages name the cause and never contain key material, tokens or secret ids.
 
 from __future__ import annotations
 
+import errno
+
 
 class PipeshieldError(Exception):
     """Base class of every error pipeshield raises on purpose."""
@@ -171,3 +173,21 @@ class DataGateFailed(DataGateError):
         self.checks = checks
         self.report_path = report_path
         super().__init__(f"data gate failed: {', '.join(checks)} fired (report: {report_path})")
+
+
+# --- output destinations -----------------------------------------------------
+
+
+class DestinationWriteError(PipeshieldError):
+    """The destination could not take the output (disk full, file too large, read-only, no permission).
+
+    Nothing was written there: the partial temporary file was removed and an existing file is unchanged.
+    """
+
+    def __init__(self, destination: str, cause: OSError) -> None:
+        self.destination = destination
+        self.errno = cause.errno
+        reason = cause.strerror or type(cause).__name__
+        code = errno.errorcode.get(cause.errno or 0, "")
+        super().__init__(f"cannot write {destination!r}: {reason}{f' ({code})' if code else ''}; "
+                         "nothing was written there")

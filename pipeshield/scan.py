@@ -8,7 +8,9 @@ bypasses; the controls that matter are the signature and loading only verified c
 formats that cannot run code: safetensors for tensors, skops for scikit-learn.
 
 Which files are scanned: picklescan's pickle, PyTorch, NumPy and zip extensions, plus any file whose
-first bytes are a pickle (protocol 2+), zip, 7z or NumPy header, whatever its name.
+first bytes are a pickle (protocol 2+), zip, 7z or NumPy header, whatever its name. A gzip, bzip2 or xz
+file is decompressed as a stream and scanned when it holds a pickle (loaders such as joblib open them
+transparently); an archive inside an archive cannot be scanned and is a finding.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from pathlib import Path
 # picklescan disassembles pickles without loading them
 from picklescan.scanner import SafetyLevel, scan_pickle_bytes  # nosec B403
 
+from pipeshield._scan_worker import COMPRESSED
 from pipeshield.errors import ConfigError, UnsafeModelError
 
 _EXTENSIONS = frozenset({".pkl", ".pickle", ".joblib", ".dat", ".data", ".bin", ".pt", ".pth", ".ckpt",
                          ".npy", ".npz", ".zip", ".7z"})
-_MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x93NUMPY") + tuple(bytes([0x80, p]) for p in range(2, 6))
+_MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x93NUMPY", *COMPRESSED) + tuple(bytes([0x80, p]) for p in range(2, 6))
 _STARTUP_SECONDS = 60.0
 _GLOBAL = re.compile(r"^[A-Za-z_][\w.]*\.(?:[A-Za-z_]\w*|\*)$")
 

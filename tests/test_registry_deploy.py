@@ -54,6 +54,8 @@ def test_wrong_dataset_binding_fails(signed_registry, tmp_path) -> None:
     assert not (tmp_path / name / version).exists()
 
 
+@pytest.mark.reliability("hostile input", "one byte changed in the artifact store before deploy",
+                         "ModelIntegrityError naming the file; nothing handed over")
 def test_one_changed_byte_in_the_artifact_store_fails_naming_the_file(signed_registry, tmp_path) -> None:
     name, version = _registered(signed_registry)
     weights = _stored_file(signed_registry, name, version, "weights.json")
@@ -79,6 +81,8 @@ def test_cli_verify_models_uri(signed_registry, tmp_path, monkeypatch, capsys) -
     assert "added: 'extra.py'" in capsys.readouterr().err
 
 
+@pytest.mark.reliability("hostile input", "changed requirements.txt behind models:/name@champion",
+                         "pipeshield verify exits 1 naming the file")
 def test_cli_verify_models_uri_refuses_a_changed_file(signed_registry, monkeypatch, capsys) -> None:
     name, version = _registered(signed_registry)
     signed_registry.client().set_registered_model_alias(name, "champion", version)
@@ -140,6 +144,8 @@ def test_dag_fails_on_a_tampered_model(signed_registry, airflow_db, tmp_path, mo
     assert not (tmp_path / name / version).exists()
 
 
+@pytest.mark.reliability("hostile input", "validly signed model of another name swapped into the artifact store",
+                         "deploy gate refuses")
 def test_validly_signed_model_of_another_name_swapped_in_fails(signed_registry, tmp_path) -> None:
     import shutil
 
@@ -154,6 +160,8 @@ def test_validly_signed_model_of_another_name_swapped_in_fails(signed_registry, 
     assert excinfo.value.subject == "name"
 
 
+@pytest.mark.reliability("hostile input", "file removed from the artifact store before deploy",
+                         "deploy gate refuses naming the file")
 def test_removed_file_fails_naming_it(signed_registry, tmp_path) -> None:
     name, version = _registered(signed_registry)
     _stored_file(signed_registry, name, version, "requirements.txt").unlink()

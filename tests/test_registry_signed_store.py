@@ -39,6 +39,8 @@ def _denied(excinfo: pytest.ExceptionInfo) -> str:
     return excinfo.value.message
 
 
+@pytest.mark.reliability("hostile input", "unsigned model version sent to the signed registry",
+                         "refused by the store; no version")
 def test_unsigned_registration_is_denied(signed_registry) -> None:
     client = signed_registry.client()
     model_uri, run_id = log_test_model(client)
@@ -60,6 +62,8 @@ def test_signed_registration_is_accepted_with_signature_tags(signed_registry) ->
     assert stored.source.startswith("models:/m-")
 
 
+@pytest.mark.reliability("hostile input", "signature tags rewritten or deleted after registration",
+                         "refused by the store")
 def test_signature_tags_are_immutable(signed_registry) -> None:
     name = _name()
     _register(signed_registry, name)
@@ -95,6 +99,8 @@ def test_protected_alias_only_on_verified_versions(signed_registry) -> None:
     assert client.get_model_version_by_alias(name, "champion").version == "1"
 
 
+@pytest.mark.reliability("hostile input", "protected alias on a version whose artifacts were tampered",
+                         "refused by the store")
 def test_champion_refused_after_artifacts_are_tampered(signed_registry) -> None:
     name = _name()
     _register(signed_registry, name)
@@ -109,6 +115,8 @@ def test_champion_refused_after_artifacts_are_tampered(signed_registry) -> None:
     assert "weights.json" in _denied(excinfo)
 
 
+@pytest.mark.reliability("hostile input", "validly signed model of another name registered",
+                         "refused by the store")
 def test_validly_signed_model_of_another_name_is_refused(signed_registry) -> None:
     client = signed_registry.client()
     mv = _register(signed_registry, _name())
@@ -145,6 +153,8 @@ def _signed_copy(registry, name: str, version: int, model_dir):  # noqa: ANN001,
     return copy.model_id, signed
 
 
+@pytest.mark.reliability("hostile input", "signature bound to another version number",
+                         "refused by the store")
 def test_signature_for_another_version_is_refused(signed_registry, tmp_path) -> None:
     name = _name()
     model_id, signed = _signed_copy(signed_registry, name, 7, tmp_path / "model")
@@ -155,6 +165,8 @@ def test_signature_for_another_version_is_refused(signed_registry, tmp_path) -> 
     assert "binds version 7" in message and "assigns version 1" in message
 
 
+@pytest.mark.reliability("hostile input", "signature tags that do not match the signature",
+                         "refused by the store")
 def test_tags_must_record_the_verified_signature(signed_registry, tmp_path) -> None:
     name = _name()
     model_id, signed = _signed_copy(signed_registry, name, 1, tmp_path / "model")
@@ -190,6 +202,8 @@ def _stale_guess(registry, name: str) -> str:  # noqa: ANN001
     return log_test_model(registry.client())[0]
 
 
+@pytest.mark.reliability("hostile input", "model signed by an untrusted key",
+                         "refused by the store")
 def test_signature_by_an_untrusted_key_is_refused(signed_registry, tmp_path, master_key) -> None:
     from pipeshield.keys import KeyType, LocalKeyProvider
 

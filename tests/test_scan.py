@@ -28,7 +28,9 @@ def sklearn_pickle() -> bytes:
     return pickle.dumps(model)
 
 
-def test_dangerous_pickle_is_refused_before_signing(tmp_path: Path, master_key: bytes) -> None:
+@pytest.mark.reliability("hostile input", "pickle calling os.system in a model",
+                         "UnsafeModelError before signing; no signature files")
+def test_dangerous_pickle_is_refused_before_signing(tmp_path: Path, master_key: bytes, reliability) -> None:
     provider = LocalKeyProvider(tmp_path / "keyring", master_key)
     provider.create_key("sig", KeyType.ECDSA_P256)
     model = tmp_path / "model"
@@ -39,8 +41,11 @@ def test_dangerous_pickle_is_refused_before_signing(tmp_path: Path, master_key: 
         sign_model(model, provider, "sig", ModelBindings(name="churn"))
     assert caught.value.findings
     assert not any((model / name).exists() for name in RESERVED_FILES)
+    reliability(observed=f"UnsafeModelError: {caught.value}")
 
 
+@pytest.mark.reliability("hostile input", "pickle importing a global not on the allow-list",
+                         "flagged until explicitly allowed")
 def test_unknown_globals_need_the_allow_list(tmp_path: Path) -> None:
     path = tmp_path / "model.pkl"
     path.write_bytes(sklearn_pickle())
@@ -50,6 +55,8 @@ def test_unknown_globals_need_the_allow_list(tmp_path: Path) -> None:
     assert scan_files({"model.pkl": path}, ScanPolicy(frozenset({"sklearn.linear_model._logistic.*"}))).ok
 
 
+@pytest.mark.reliability("hostile input", "allow-listing os.system, builtins.eval, subprocess.*",
+                         "ConfigError")
 def test_deny_listed_globals_cannot_be_allowed() -> None:
     for entry in ("os.system", "builtins.eval", "subprocess.*"):
         with pytest.raises(ConfigError, match="deny-list"):
@@ -58,6 +65,8 @@ def test_deny_listed_globals_cannot_be_allowed() -> None:
         ScanPolicy(allowed_globals=frozenset({"not a global"}))
 
 
+@pytest.mark.reliability("hostile input", "malicious pickle named weights.safetensors",
+                         "scanned by magic bytes and flagged")
 def test_pickle_under_a_harmless_name_is_scanned(tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
@@ -68,6 +77,8 @@ def test_pickle_under_a_harmless_name_is_scanned(tmp_path: Path) -> None:
     assert not report.ok and "dangerous global" in report.findings[0]
 
 
+@pytest.mark.reliability("hostile input", "pickle over the size budget / scan over the time budget",
+                         "finding; the worker is replaced and the next file still scanned")
 def test_size_and_time_budgets_fail_closed(tmp_path: Path) -> None:
     small = tmp_path / "small.pkl"
     small.write_bytes(pickle.dumps({"a": 1}))
@@ -82,6 +93,8 @@ def test_size_and_time_budgets_fail_closed(tmp_path: Path) -> None:
     assert timed_out.scanned == ("dense.pkl", "small.pkl") and len(timed_out.findings) == 1
 
 
+@pytest.mark.reliability("hostile input", "unparseable .pkl",
+                         "finding (fail closed)")
 def test_unparseable_pickle_extension_fails_closed(tmp_path: Path) -> None:
     junk = tmp_path / "table.pkl"
     junk.write_bytes(b"\x80\x04not really a pickle")
@@ -89,6 +102,8 @@ def test_unparseable_pickle_extension_fails_closed(tmp_path: Path) -> None:
     assert not report.ok and "table.pkl" in report.findings[0]
 
 
+@pytest.mark.reliability("hostile input", "MLflow cloudpickle model without an allow-list",
+                         "flagged; skops model passes")
 def test_mlflow_skops_model_passes_and_cloudpickle_needs_the_allow_list(tmp_path: Path) -> None:
     import mlflow.sklearn
 

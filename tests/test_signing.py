@@ -92,6 +92,8 @@ def test_parallel_and_serial_hashing_sign_the_same_statement(tmp_path: Path, pro
     assert verify_model(model, trusted(provider), workers=1).ok
 
 
+@pytest.mark.reliability("hostile input", "one byte of a signed model changed",
+                         "verification fails naming the file")
 def test_one_byte_changed_names_the_file(signed: Path, provider: LocalKeyProvider) -> None:
     target = signed / "weights" / "part-1.safetensors"
     data = bytearray(target.read_bytes())
@@ -105,18 +107,24 @@ def test_one_byte_changed_names_the_file(signed: Path, provider: LocalKeyProvide
         verify_or_raise(signed, trusted(provider))
 
 
+@pytest.mark.reliability("hostile input", "file added to a signed model",
+                         "verification fails naming the file")
 def test_file_added_names_the_file(signed: Path, provider: LocalKeyProvider) -> None:
     (signed / "weights" / "extra.py").write_text("import os\n")
     result = verify_model(signed, trusted(provider))
     assert not result.ok and result.subject == "weights/extra.py" and "added" in result.reason
 
 
+@pytest.mark.reliability("hostile input", "file removed from a signed model",
+                         "verification fails naming the file")
 def test_file_removed_names_the_file(signed: Path, provider: LocalKeyProvider) -> None:
     (signed / "MLmodel").unlink()
     result = verify_model(signed, trusted(provider))
     assert not result.ok and result.subject == "MLmodel" and "missing" in result.reason
 
 
+@pytest.mark.reliability("hostile input", "validly signed model of another name swapped in",
+                         "BindingMismatchError on name")
 def test_signed_model_of_another_name_swapped_in(tmp_path: Path, provider: LocalKeyProvider) -> None:
     other = make_model(tmp_path / "other", seed=2)
     sign_model(other, provider, "sig", ModelBindings(name="fraud", version=3))
@@ -135,6 +143,8 @@ def test_signed_model_of_another_name_swapped_in(tmp_path: Path, provider: Local
     (ModelBindings(datasets=(ArtifactDigest("s3://bucket/train.parquet", "ef" * 32),)), "datasets"),
     (ModelBindings(gate_reports=(DATASET,)), "gate_reports"),
 ])
+@pytest.mark.reliability("hostile input", "expected binding differs",
+                         "BindingMismatchError naming the binding")
 def test_each_binding_is_checked(signed: Path, provider: LocalKeyProvider, expected: ModelBindings,
                                  field: str) -> None:
     result = verify_model(signed, trusted(provider), expected=expected)
@@ -149,6 +159,8 @@ def test_an_unsigned_binding_does_not_satisfy_an_expected_one(tmp_path: Path, pr
     assert not result.ok and result.subject == "version"
 
 
+@pytest.mark.reliability("hostile input", "bindings file edited after signing",
+                         "verification fails")
 def test_bindings_file_edit_is_caught(signed: Path, provider: LocalKeyProvider) -> None:
     doc = json.loads((signed / BINDINGS_FILE).read_text())
     doc["bindings"]["name"] = "fraud"
@@ -157,6 +169,8 @@ def test_bindings_file_edit_is_caught(signed: Path, provider: LocalKeyProvider) 
     assert not result.ok and result.subject == BINDINGS_FILE
 
 
+@pytest.mark.reliability("hostile input", "signature statement altered / signed by a foreign key",
+                         "signature failure / UntrustedSignatureError")
 def test_altered_statement_or_foreign_key_is_untrusted(signed: Path, provider: LocalKeyProvider, tmp_path: Path,
                                                        master_key: bytes) -> None:
     bundle = json.loads((signed / SIGNATURE_FILE).read_text())
@@ -177,6 +191,8 @@ def test_altered_statement_or_foreign_key_is_untrusted(signed: Path, provider: L
         verify_or_raise(signed, trusted(stranger))
 
 
+@pytest.mark.reliability("hostile input", "missing or garbage signature bundle",
+                         "SignatureFormatError / failure naming the signature file")
 def test_missing_or_garbage_signature(signed: Path, provider: LocalKeyProvider) -> None:
     (signed / SIGNATURE_FILE).write_text("{not json")
     result = verify_model(signed, trusted(provider))
@@ -205,6 +221,8 @@ def test_rotation_keeps_old_versions_verifying_until_retired(tmp_path: Path, pro
     assert verify_model(new, trusted(provider)).ok
 
 
+@pytest.mark.reliability("hostile input", "model dir with a symlink leaving the directory (at signing)",
+                         "ModelPathError; nothing signed")
 def test_symlink_leaving_the_directory_is_refused(tmp_path: Path, provider: LocalKeyProvider) -> None:
     model = make_model(tmp_path / "model")
     (tmp_path / "secret.txt").write_text("outside")
@@ -214,6 +232,8 @@ def test_symlink_leaving_the_directory_is_refused(tmp_path: Path, provider: Loca
     assert not (model / SIGNATURE_FILE).exists()
 
 
+@pytest.mark.reliability("hostile input", "symlink added to a signed model",
+                         "verification fails naming it")
 def test_symlink_added_after_signing_is_refused(signed: Path, provider: LocalKeyProvider) -> None:
     (signed / "alias.safetensors").symlink_to(signed / "weights" / "part-0.safetensors")
     result = verify_model(signed, trusted(provider))
@@ -227,6 +247,8 @@ def test_internal_symlink_to_a_file_is_signed(tmp_path: Path, provider: LocalKey
     assert verify_model(model, trusted(provider)).ok
 
 
+@pytest.mark.reliability("hostile input", "model file named ..\\\\evil",
+                         "ModelPathError")
 def test_traversal_and_odd_names_are_refused(tmp_path: Path, provider: LocalKeyProvider) -> None:
     model = make_model(tmp_path / "model")
     (model / "..\\evil").write_text("x")
@@ -252,6 +274,8 @@ def test_resigning_a_copied_directory_replaces_the_sidecars(signed: Path, tmp_pa
     assert verify_model(copy, trusted(provider), expected=ModelBindings(name="churn-v2")).ok
 
 
+@pytest.mark.reliability("hostile input", "MLmodel loader swapped before the deploy copy",
+                         "ModelIntegrityError; no copy left")
 def test_copy_verified_keeps_only_a_verified_copy(signed: Path, tmp_path: Path, provider: LocalKeyProvider) -> None:
     contents = copy_verified(signed, tmp_path / "deploy", trusted(provider), expected=ModelBindings(name="churn"))
     assert contents.path == tmp_path / "deploy"

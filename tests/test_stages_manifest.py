@@ -97,6 +97,8 @@ def test_unknown_stage_is_named() -> None:
                      id="billion-laughs"),
     ],
 )
+@pytest.mark.reliability("hostile input", "invalid stage manifest",
+                         "ManifestError naming file, line and field")
 def test_bad_manifest_names_line_and_field(text: str, line: int, field: str, problem: str) -> None:
     error = _error(text)
     assert (error.line, error.field) == (line, field), str(error)

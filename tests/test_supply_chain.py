@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 BANDIT = str(Path(sys.executable).with_name("bandit"))
 
 
+@pytest.mark.reliability("supply chain", "bandit on pipeshield, operators, hooks, plugins",
+                         "no unaccepted finding")
 def test_bandit_finds_nothing_in_the_package() -> None:
     result = subprocess.run(
         [BANDIT, "-q", "-r", "pipeshield", "operators", "hooks", "plugins", "-f", "json"],
@@ -23,6 +27,8 @@ def test_bandit_finds_nothing_in_the_package() -> None:
     assert report["metrics"]["_totals"]["loc"] > 500  # it really scanned the code
 
 
+@pytest.mark.reliability("supply chain", "every accepted bandit finding",
+                         "line-level nosec with test id and a reason")
 def test_nosec_markers_name_the_test_and_give_a_reason() -> None:
     """``# nosec BXXX`` on the line, the reason in a comment on a line just above."""
     bare = []
@@ -67,6 +73,8 @@ def _runtime_closure() -> set[str]:
     return seen
 
 
+@pytest.mark.reliability("supply chain", "licences of the runtime dependency closure",
+                         "no AGPL, SSPL, BUSL, Commons Clause or Elastic licence")
 def test_no_agpl_or_source_available_dependency() -> None:
     from importlib import metadata
 

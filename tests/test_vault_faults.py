@@ -112,6 +112,8 @@ path "{transit}/decrypt/{key}" {{ capabilities = ["update"] }}
     return vault.approle(vault.enable_approle(), "stage", [policy], **role)
 
 
+@pytest.mark.reliability("fault", "Vault login token expires mid-run",
+                         "one transparent re-login; the operation succeeds")
 def test_expired_login_token_is_replaced_transparently(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
     key = vault.unique("exp")
     VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit).create_key(key)
@@ -128,6 +130,8 @@ def test_expired_login_token_is_replaced_transparently(vault: VaultServer, trans
     assert proxy.count(f"/v1/auth/{creds.mount}/login") == 2
 
 
+@pytest.mark.reliability("fault", "Vault login token revoked mid-run",
+                         "one re-login; the refused call is retried once and served")
 def test_revoked_login_token_triggers_one_relogin(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
     key = vault.unique("revoked")
     VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit).create_key(key)
@@ -141,7 +145,9 @@ def test_revoked_login_token_triggers_one_relogin(vault: VaultServer, transit: s
     assert proxy.count(f"/v1/{transit}/decrypt/{key}") == 2  # refused once, then served
 
 
-def test_unreachable_vault_fails_after_bounded_retries(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.reliability("fault", "Vault unreachable (closed port)",
+                         "ProviderUnavailableError after 3 bounded retries; no token in the message")
+def test_unreachable_vault_fails_after_bounded_retries(caplog: pytest.LogCaptureFixture, reliability) -> None:
     closed = free_port()
     settings = Settings.load({"PIPESHIELD_VAULT_ADDR": f"http://127.0.0.1:{closed}", "PIPESHIELD_VAULT_TOKEN": "hvs.x",
                               "PIPESHIELD_VAULT_RETRIES": "3", "PIPESHIELD_VAULT_TIMEOUT": "2"})
@@ -154,8 +160,11 @@ def test_unreachable_vault_fails_after_bounded_retries(caplog: pytest.LogCapture
     retries = [r for r in caplog.records if "retry" in r.getMessage()]
     assert [r.getMessage().split("retry ")[1][:6] for r in retries] == ["1 of 3", "2 of 3", "3 of 3"]
     assert "hvs.x" not in str(info.value)
+    reliability(observed=f"{type(info.value).__name__}: {info.value}")
 
 
+@pytest.mark.reliability("fault", "Vault answers 500, 502, 503, 504, then recovers",
+                         "retried with backoff, then served")
 def test_server_errors_are_retried_then_succeed(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
     key = vault.unique("flaky")
     failures = iter([500, 502, 503, 504])
@@ -168,18 +177,24 @@ def test_server_errors_are_retried_then_succeed(vault: VaultServer, transit: str
     assert [status for _, path, status in proxy.requests if "/datakey/" in path] == [500, 502, 503, 504, 200]
 
 
-def test_persistent_server_errors_give_a_clear_error(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
+@pytest.mark.reliability("fault", "Vault keeps answering 500",
+                         "ProviderUnavailableError after 3 attempts naming Vault's error")
+def test_persistent_server_errors_give_a_clear_error(vault: VaultServer, transit: str, proxy: FaultProxy,
+                                                    reliability) -> None:
     key = vault.unique("down")
     proxy.rule = lambda method, path: 500 if "/datakey/" in path else None
     with VaultTransitKeyProvider(proxy.address, TokenAuth(vault.root_token), transit_mount=transit, retries=2,
                                  backoff=0.01) as provider:
         provider.create_key(key)
-        with pytest.raises(ProviderUnavailableError, match="after 3 attempts.*internal error"):
+        with pytest.raises(ProviderUnavailableError, match="after 3 attempts.*internal error") as info:
             provider.generate_data_key(key)
     assert proxy.count("/datakey/") == 3
+    reliability(observed=f"{type(info.value).__name__}: {info.value}")
 
 
-def test_permission_denied_names_the_path_and_stage(vault: VaultServer, transit: str) -> None:
+@pytest.mark.reliability("fault", "Vault policy lacks the path",
+                         "PermissionDeniedError naming the path and the stage")
+def test_permission_denied_names_the_path_and_stage(vault: VaultServer, transit: str, reliability) -> None:
     allowed, other = vault.unique("mine"), vault.unique("theirs")
     with VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit) as admin:
         admin.create_key(allowed)
@@ -194,8 +209,11 @@ def test_permission_denied_names_the_path_and_stage(vault: VaultServer, transit:
     assert info.value.path == f"{transit}/decrypt/{other}" and info.value.stage == "train"
     assert f"{transit}/decrypt/{other}" in str(info.value) and "train" in str(info.value)
     assert creds.secret_id not in str(info.value)
+    reliability(observed=f"{type(info.value).__name__}: {info.value}")
 
 
+@pytest.mark.reliability("fault", "wrong AppRole secret id, revoked token",
+                         "AuthenticationError; the secret is in no message or repr")
 def test_bad_credentials_are_an_authentication_error(vault: VaultServer, transit: str) -> None:
     creds = _stage_role(vault, transit, "unused")
     wrong = VaultTransitKeyProvider(vault.address, AppRoleAuth(creds.role_id, "not-the-secret", mount=creds.mount),
@@ -265,6 +283,8 @@ def test_jwt_file_logins(vault: VaultServer, transit: str, tmp_path: Path,
                                 transit_mount=transit).sign_digest(key, b"\x00" * 32)
 
 
+@pytest.mark.reliability("fault", "Transit not enabled at the configured mount",
+                         "KeyProviderError naming the mount")
 def test_wrong_transit_mount_is_named(vault: VaultServer) -> None:
     with VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token),
                                  transit_mount=vault.unique("not-mounted")) as provider:
@@ -273,6 +293,8 @@ def test_wrong_transit_mount_is_named(vault: VaultServer) -> None:
     assert not isinstance(info.value, KeyNotFoundError)
 
 
+@pytest.mark.reliability("fault", "auth method not enabled at the configured mount",
+                         "AuthenticationError naming the mount")
 def test_missing_auth_mount_is_an_authentication_error(vault: VaultServer, transit: str) -> None:
     auth = AppRoleAuth("role", "secret", mount=vault.unique("no-such-approle"))
     with pytest.raises(AuthenticationError, match="approle login at auth/no-such-approle"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,19 +19,28 @@ from pipeshield.envelope._api import (
 )
 from pipeshield.envelope._header import DEFAULT_CHUNK_SIZE, TAG_SIZE, Context, read_header
 from pipeshield.envelope._stream import Progress
+from pipeshield.errors import DestinationWriteError
 from pipeshield.keys import KeyProvider
 
 PathLike = str | os.PathLike[str]
+
+
+# errors that say the destination cannot take the output (never raised by reading the source)
+_DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 @contextlib.contextmanager
 def atomic_output(dst: PathLike, fsync: bool = False) -> Iterator[IO[bytes]]:
     """A temporary file (mode 0600) beside ``dst``, renamed onto ``dst`` only if the block succeeds.
 
-    On any exception the temporary file is removed and ``dst`` is left exactly as it was.
+    On any exception the temporary file is removed and ``dst`` is left exactly as it was. A full disk,
+    a file-size limit or a read-only destination raise ``DestinationWriteError`` naming the cause.
     """
     target = Path(dst)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".pipeshield-tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".pipeshield-tmp")
+    except OSError as exc:
+        raise DestinationWriteError(str(target), exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -38,9 +48,11 @@ def atomic_output(dst: PathLike, fsync: bool = False) -> Iterator[IO[bytes]]:
             if fsync:
                 os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _DESTINATION_ERRNOS:
+            raise DestinationWriteError(str(target), exc) from None
         raise
 
 

@@ -20,7 +20,7 @@ from pipeshield.registry._deploy import (
     verify_registered_model,
 )
 from pipeshield.registry._enforce import check_version, model_id_of, next_version_marker, parse_next_version
-from pipeshield.registry._errors import RegistrationRefusedError, RegistryError
+from pipeshield.registry._errors import MlflowUnreachableError, RegistrationRefusedError, RegistryError
 from pipeshield.registry._register import register_signed_model
 from pipeshield.registry._tags import (
     FORMAT_TAG,
@@ -42,6 +42,7 @@ __all__ = [
     "SIGNATURE_TAGS",
     "TAG_PREFIX",
     "TRUSTED_KEYS_DIR_ENV",
+    "MlflowUnreachableError",
     "RegistrationRefusedError",
     "RegistryError",
     "VerifiedModel",

@@ -29,6 +29,7 @@ from pipeshield.errors import BindingMismatchError
 from pipeshield.registry import _origin
 from pipeshield.registry._enforce import model_id_of
 from pipeshield.registry._errors import RegistryError
+from pipeshield.registry._reach import mlflow_error
 from pipeshield.registry._tags import has_signature_tags, tag_mismatch
 from pipeshield.signing import ModelBindings, ProgressCallback, TrustedKeys, verify_or_raise
 from pipeshield.signing.resolve import ResolvedModel
@@ -76,7 +77,8 @@ def get_version(client: MlflowClient, name: str, version: str | int | None = Non
             return client.get_model_version_by_alias(name, alias)
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
-        raise RegistryError(f"model {name!r} {'@' + alias if alias else 'v' + str(version)}: {exc.message}") from None
+        raise mlflow_error(client.tracking_uri, f"model {name!r} {'@' + alias if alias else 'v' + str(version)}",
+                           exc) from None
 
 
 def registry_expectations(mv: ModelVersion, expected: ModelBindings | None = None) -> ModelBindings:

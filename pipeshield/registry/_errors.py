@@ -11,3 +11,7 @@ class RegistryError(PipeshieldError):
 
 class RegistrationRefusedError(RegistryError):
     """The registry refused a model version (e.g. ``PERMISSION_DENIED`` from the signed store); nothing was registered."""
+
+
+class MlflowUnreachableError(RegistryError):
+    """The MLflow tracking server did not answer (down, refused the connection, or timed out)."""

@@ -12,6 +12,7 @@ from mlflow.store.artifact.utils.models import _parse_model_uri
 from mlflow.tracking import MlflowClient
 
 from pipeshield.registry._errors import RegistryError
+from pipeshield.registry._reach import mlflow_error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,7 @@ def resolve(client: MlflowClient, model_uri: str, experiment_id: str | None) -> 
                 experiment_id = client.get_run(run_id).info.experiment_id
             return Origin(run_id, experiment_id or "0")
     except MlflowException as exc:
-        raise RegistryError(f"cannot resolve {model_uri!r}: {exc.message}") from None
+        raise mlflow_error(client.tracking_uri, f"cannot resolve {model_uri!r}", exc) from None
     return Origin(None, experiment_id or "0")
 
 
@@ -79,7 +80,7 @@ def download(client: MlflowClient, uri: str, dest: Path) -> Path:
         location = artifact_location(client, uri)
         local = Path(download_artifacts(artifact_uri=location, dst_path=str(dest), tracking_uri=client.tracking_uri))
     except MlflowException as exc:
-        raise RegistryError(f"cannot download {uri!r}: {exc.message}") from None
+        raise mlflow_error(client.tracking_uri, f"cannot download {uri!r}", exc) from None
     if not local.is_dir():
         raise RegistryError(f"{uri!r} is a single file; a model is a directory of files")
     return local

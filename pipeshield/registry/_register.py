@@ -25,6 +25,7 @@ from pipeshield.keys import KeyProvider, open_key_provider
 from pipeshield.registry import _origin
 from pipeshield.registry._enforce import parse_next_version
 from pipeshield.registry._errors import RegistrationRefusedError, RegistryError
+from pipeshield.registry._reach import mlflow_error, unreachable
 from pipeshield.registry._tags import signature_tags
 from pipeshield.scan import ScanPolicy
 from pipeshield.signing import RESERVED_FILES, ArtifactDigest, ModelBindings, ProgressCallback, sign_model
@@ -71,7 +72,7 @@ def register_signed_model(model_uri: str, name: str, *,
                 raise
             return version
     except MlflowException as exc:
-        raise RegistryError(f"MLflow failed while registering {name!r}: {exc.message}") from None
+        raise mlflow_error(client.tracking_uri, f"MLflow failed while registering {name!r}", exc) from None
     finally:
         if opened:
             provider.close()
@@ -98,6 +99,8 @@ def _register(client: MlflowClient, model_id: str, model_dir: Path, name: str, r
                                                tags=signature_tags(signed), description=description,
                                                model_id=model_id)
         except MlflowException as exc:
+            if unreachable(client.tracking_uri) is not None:
+                raise  # not a refusal: register_signed_model reports the outage
             hinted = parse_next_version(exc.message)
             if hinted is None or hinted == version or attempt == max_attempts:
                 raise RegistrationRefusedError(f"registry refused {name!r}: {exc.message}") from None
@@ -111,7 +114,7 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
         client.create_registered_model(name)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise RegistryError(f"cannot create registered model {name!r}: {exc.message}") from None
+            raise mlflow_error(client.tracking_uri, f"cannot create registered model {name!r}", exc) from None
 
 
 def _guess_next_version(client: MlflowClient, name: str) -> int:
@@ -129,6 +132,9 @@ def _upload_pipeshield_files(client: MlflowClient, model_id: str, model_dir: Pat
 
 
 def _mark_failed(client: MlflowClient, model_id: str) -> None:
+    if (why := unreachable(client.tracking_uri)) is not None:  # no second round of client retries
+        log.warning("could not mark signed copy %s as FAILED: MLflow is unreachable (%s)", model_id, why)
+        return
     try:
         client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
     except MlflowException as exc:  # keep the original error; the copy just stays PENDING

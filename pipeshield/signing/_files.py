@@ -30,9 +30,18 @@ def check_relative_name(name: str) -> str:
     """``name`` if it is a safe POSIX path relative to a model root; raises ``ModelPathError``."""
     path = PurePosixPath(name)
     if (not name or path.is_absolute() or ".." in path.parts or "." in name.split("/")
-            or _BAD_NAME.search(name) or str(path) != name):
+            or _BAD_NAME.search(name) or str(path) != name or not _utf8(name)):
         raise ModelPathError(f"refusing model path {name!r}: not a plain relative name")
     return name
+
+
+def _utf8(name: str) -> bool:
+    """False for a name that is not valid UTF-8 on disk (os.walk hands it over with surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_ignored(name: str, ignore: Iterable[str]) -> bool:
@@ -63,7 +72,10 @@ def list_model_files(root: Path, ignore: Iterable[str]) -> tuple[dict[str, Path]
             path = base / entry
             mode = os.lstat(path).st_mode
             if stat.S_ISLNK(mode):
-                target = path.resolve()
+                try:
+                    target = path.resolve()
+                except (RuntimeError, OSError):  # a symlink loop (RuntimeError on Python < 3.13)
+                    raise ModelPathError(f"refusing symlink {name!r}: it cannot be resolved (a symlink loop)") from None
                 if not target.is_relative_to(real_root):
                     raise ModelPathError(f"refusing symlink {name!r}: it points outside the model directory")
                 if not target.is_file():

@@ -96,4 +96,8 @@ def _build(node: yaml.Node, path: Location, lines: LineMap, source: str, key_lin
 def _scalar(node: yaml.Node, source: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise ManifestError(source, node.start_mark.line + 1, "", "mapping keys must be plain values")
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # unknown tags (!!python/...), "!!int abc"...
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ManifestError(source, node.start_mark.line + 1, "", f"unreadable value {node.value!r}: {problem}") from None

@@ -64,6 +64,8 @@ def _chunks(blob: bytes, header_len: int) -> list[bytes]:
 SIZE = 3 * CHUNK + 1000  # three full chunks and a short final one
 
 
+@pytest.mark.reliability("hostile input", "envelope truncated at a chunk boundary",
+                         "TruncatedEnvelopeError; no output file")
 @pytest.mark.parametrize("size", [3 * CHUNK, SIZE])
 def test_truncated_at_a_chunk_boundary(provider: LocalKeyProvider, tmp_path: Path, size: int) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, size)
@@ -71,6 +73,8 @@ def test_truncated_at_a_chunk_boundary(provider: LocalKeyProvider, tmp_path: Pat
     _refused(provider, tmp_path, cut, TruncatedEnvelopeError, "ends after chunk 1, which is not its final chunk")
 
 
+@pytest.mark.reliability("hostile input", "envelope truncated inside a chunk",
+                         "IntegrityError or TruncatedEnvelopeError; no output file")
 def test_truncated_inside_a_chunk(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, SIZE)
     _refused(provider, tmp_path, blob[: header_len + SEALED + 500], IntegrityError,
@@ -79,12 +83,16 @@ def test_truncated_inside_a_chunk(provider: LocalKeyProvider, tmp_path: Path) ->
     _refused(provider, tmp_path, blob[: header_len + 3 * SEALED + 10], TruncatedEnvelopeError, "less than a tag")
 
 
+@pytest.mark.reliability("hostile input", "envelope truncated inside the header",
+                         "MalformedHeaderError; no output file")
 def test_truncated_inside_the_header(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, 10)
     _refused(provider, tmp_path, blob[: header_len - 1], MalformedHeaderError, "header truncated")
     _refused(provider, tmp_path, blob[:header_len], TruncatedEnvelopeError, "header but no chunks")
 
 
+@pytest.mark.reliability("hostile input", "envelope chunk dropped",
+                         "IntegrityError naming the chunk; no output file")
 def test_dropped_chunk(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, SIZE)
     chunks = _chunks(blob, header_len)
@@ -92,6 +100,8 @@ def test_dropped_chunk(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _refused(provider, tmp_path, tampered, IntegrityError, "chunk 1 failed authentication.*dropped, reordered")
 
 
+@pytest.mark.reliability("hostile input", "envelope chunks swapped",
+                         "IntegrityError naming the chunk; no output file")
 def test_swapped_chunks(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, SIZE)
     c = _chunks(blob, header_len)
@@ -99,6 +109,8 @@ def test_swapped_chunks(provider: LocalKeyProvider, tmp_path: Path) -> None:
              "chunk 0 failed authentication")
 
 
+@pytest.mark.reliability("hostile input", "envelope chunk duplicated",
+                         "IntegrityError naming the chunk; no output file")
 def test_duplicated_chunk(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, SIZE)
     c = _chunks(blob, header_len)
@@ -106,6 +118,8 @@ def test_duplicated_chunk(provider: LocalKeyProvider, tmp_path: Path) -> None:
              "chunk 2 failed authentication")
 
 
+@pytest.mark.reliability("hostile input", "chunk or byte appended after the final chunk",
+                         "TrailingDataError; no output file")
 def test_appended_chunk_after_a_full_final_chunk(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, 2 * CHUNK)
     c = _chunks(blob, header_len)
@@ -113,11 +127,15 @@ def test_appended_chunk_after_a_full_final_chunk(provider: LocalKeyProvider, tmp
     _refused(provider, tmp_path, blob + b"x", TrailingDataError, "bytes were appended")
 
 
+@pytest.mark.reliability("hostile input", "bytes appended after a short final chunk",
+                         "IntegrityError; no output file")
 def test_appended_bytes_after_a_short_final_chunk(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, _ = _envelope(provider, tmp_path, SIZE)
     _refused(provider, tmp_path, blob + os.urandom(100), IntegrityError, "chunk 3 failed authentication")
 
 
+@pytest.mark.reliability("hostile input", "bit flip in each envelope chunk",
+                         "IntegrityError naming the chunk; no output file")
 def test_bit_flip_in_body(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, SIZE)
     for chunk in range(4):
@@ -126,6 +144,8 @@ def test_bit_flip_in_body(provider: LocalKeyProvider, tmp_path: Path) -> None:
         _refused(provider, tmp_path, bytes(tampered), IntegrityError, f"chunk {chunk} failed authentication")
 
 
+@pytest.mark.reliability("hostile input", "every single bit flip in the envelope header",
+                         "an EnvelopeError; no output file")
 def test_every_single_bit_flip_in_the_header_is_refused(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, 100)
     for offset in range(header_len):
@@ -149,6 +169,8 @@ def test_every_single_bit_flip_in_the_header_is_refused(provider: LocalKeyProvid
         ("context", ContextMismatchError, "context mismatch"),
     ],
 )
+@pytest.mark.reliability("hostile input", "envelope header field edited",
+                         "an EnvelopeError naming the field's cause; no output file")
 def test_header_field_edits_name_the_cause(
     provider: LocalKeyProvider, tmp_path: Path, field: str, error: type[Exception], match: str
 ) -> None:
@@ -171,6 +193,8 @@ def test_header_field_edits_name_the_cause(
     _refused(provider, tmp_path, bytes(tampered), error, match)
 
 
+@pytest.mark.reliability("hostile input", "envelope header lengths claiming gigabytes",
+                         "MalformedHeaderError before any large read")
 def test_header_lengths_claiming_gigabytes(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, _ = _envelope(provider, tmp_path, 10)
     huge_header = blob[:8] + struct.pack(">I", 0xFFFFFFFF) + blob[12:]
@@ -179,12 +203,16 @@ def test_header_lengths_claiming_gigabytes(provider: LocalKeyProvider, tmp_path:
     _refused(provider, tmp_path, huge_field, MalformedHeaderError, "key reference claims 65535 bytes")
 
 
+@pytest.mark.reliability("hostile input", "envelope decrypted under another context",
+                         "ContextMismatchError; no output file")
 def test_wrong_context(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, _ = _envelope(provider, tmp_path, 10)
     _refused(provider, tmp_path, blob, ContextMismatchError, "context mismatch",
              context={"run_id": "r2", "artifact": "model.pkl"})
 
 
+@pytest.mark.reliability("hostile input", "envelope decrypted with another keyring or key",
+                         "EnvelopeKeyError / UnwrapError / KeyMismatchError")
 def test_wrong_key(provider: LocalKeyProvider, tmp_path: Path, master_key: bytes) -> None:
     _, blob, _ = _envelope(provider, tmp_path, 10)
     with LocalKeyProvider(tmp_path / "other-keyring", master_key) as other:
@@ -194,12 +222,16 @@ def test_wrong_key(provider: LocalKeyProvider, tmp_path: Path, master_key: bytes
     _refused(provider, tmp_path, blob, KeyMismatchError, "caller expects key 'other'", key_name="other")
 
 
+@pytest.mark.reliability("hostile input", "envelope header pointing at another key",
+                         "UnwrapError")
 def test_header_pointing_at_another_key(provider: LocalKeyProvider, tmp_path: Path) -> None:
     provider.create_key("pipeshield-dat2")
     _, blob, _ = _envelope(provider, tmp_path, 10)
     _refused(provider, tmp_path, blob.replace(b"pipeshield-data", b"pipeshield-dat2", 1), UnwrapError, "wrong key")
 
 
+@pytest.mark.reliability("hostile input", "envelope claiming an unknown key version",
+                         "KeyVersionRefusedError naming the version")
 def test_unknown_key_version(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, _ = _envelope(provider, tmp_path, 10)
     header = read_header(io.BytesIO(blob))
@@ -208,6 +240,8 @@ def test_unknown_key_version(provider: LocalKeyProvider, tmp_path: Path) -> None
     _refused(provider, tmp_path, tampered, KeyVersionRefusedError, "version 7, which the key provider refuses: version 7 is unknown")
 
 
+@pytest.mark.reliability("hostile input", "envelope under a retired key version",
+                         "KeyVersionRefusedError naming min_decryption_version")
 def test_retired_key_version(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _, blob, _ = _envelope(provider, tmp_path, 10)
     provider.rotate(KEY)
@@ -226,12 +260,16 @@ def test_retired_key_version(provider: LocalKeyProvider, tmp_path: Path) -> None
         ("append a byte", lambda b, h: b + b"\0", IntegrityError),
     ],
 )
+@pytest.mark.reliability("hostile input", "tampered tiny envelopes",
+                         "an EnvelopeError; no output file")
 def test_small_objects(provider: LocalKeyProvider, tmp_path: Path, size: int, name: str,
                        edit: Callable[[bytes, int], bytes], error: type[Exception]) -> None:
     _, blob, header_len = _envelope(provider, tmp_path, size)
     _refused(provider, tmp_path, edit(blob, header_len), error)
 
 
+@pytest.mark.reliability("hostile input", "empty, one-byte and plaintext inputs to decrypt",
+                         "NotAnEnvelopeError / MalformedHeaderError")
 def test_empty_and_one_byte_inputs_are_not_envelopes(provider: LocalKeyProvider, tmp_path: Path) -> None:
     _refused(provider, tmp_path, b"", NotAnEnvelopeError, "input is empty")
     _refused(provider, tmp_path, b"P", MalformedHeaderError, "header truncated")
@@ -239,6 +277,8 @@ def test_empty_and_one_byte_inputs_are_not_envelopes(provider: LocalKeyProvider,
     _refused(provider, tmp_path, b"plain text, never encrypted\n" * 10, NotAnEnvelopeError, "magic")
 
 
+@pytest.mark.reliability("hostile input", "stream decrypt of an envelope tampered in chunk 1",
+                         "only chunk 0 reaches the stream")
 def test_stream_decrypt_releases_only_verified_chunks(provider: LocalKeyProvider, tmp_path: Path) -> None:
     plain, blob, header_len = _envelope(provider, tmp_path, SIZE)
     tampered = bytearray(blob)
@@ -249,10 +289,15 @@ def test_stream_decrypt_releases_only_verified_chunks(provider: LocalKeyProvider
     assert out.getvalue() == plain[:CHUNK]  # chunk 0 verified; nothing of chunk 1 or later
 
 
-def test_existing_destination_is_left_untouched_on_failure(provider: LocalKeyProvider, tmp_path: Path) -> None:
+@pytest.mark.reliability("hostile input", "failed decrypt onto an existing destination",
+                         "the destination keeps its previous bytes")
+def test_existing_destination_is_left_untouched_on_failure(provider: LocalKeyProvider, tmp_path: Path,
+                                                           reliability) -> None:
     _, blob, _ = _envelope(provider, tmp_path, SIZE)
     (tmp_path / "tampered").write_bytes(blob[:-1])
     (tmp_path / "dest").write_bytes(b"previous content")
     with pytest.raises(IntegrityError):
         decrypt_file(tmp_path / "tampered", tmp_path / "dest", provider, context=CONTEXT)
-    assert (tmp_path / "dest").read_bytes() == b"previous content"
+    kept = (tmp_path / "dest").read_bytes()
+    reliability(bytes_lost=0 if kept == b"previous content" else len(b"previous content"))
+    assert kept == b"previous content"

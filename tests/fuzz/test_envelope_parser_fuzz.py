@@ -50,9 +50,12 @@ class _CountingReader(io.BytesIO):
         return super().read(size)
 
 
+@pytest.mark.reliability("hostile input", "fuzz: envelope header parser on arbitrary bytes",
+                         "parses exactly or EnvelopeError; never reads past the header bound")
 @FUZZ
 @given(data=st.one_of(st.binary(max_size=400), st.binary(max_size=300).map(lambda b: MAGIC + b)))
-def test_header_parser_on_arbitrary_bytes(data: bytes) -> None:
+def test_header_parser_on_arbitrary_bytes(data: bytes, reliability) -> None:
+    reliability(fuzz_examples=1)
     reader = _CountingReader(data)
     try:
         header = read_header(reader)
@@ -83,11 +86,14 @@ def _mutate(blob: bytes, kind: str, where: int, value: int) -> bytes:
     return blob[:at] + blob[at : at + value * 97] + blob[at:]
 
 
+@pytest.mark.reliability("hostile input", "fuzz: mutated envelopes (flip, insert, delete, truncate, duplicate)",
+                         "EnvelopeError; only verified plaintext released; no output file")
 @FUZZ
 @given(mutations=st.lists(_MUTATION, min_size=1, max_size=3))
 def test_stream_parser_on_mutated_envelopes(
-    fuzz_provider: LocalKeyProvider, seed_envelope: tuple[bytes, bytes], tmp_path: Path, mutations: list
+    fuzz_provider: LocalKeyProvider, seed_envelope: tuple[bytes, bytes], tmp_path: Path, mutations: list, reliability
 ) -> None:
+    reliability(fuzz_examples=1)
     plain, blob = seed_envelope
     for mutation in mutations:
         blob = _mutate(blob, *mutation) or b"\0"

@@ -1,0 +1,26 @@
+"""Regressions for what the fuzz targets found: each input once raised a foreign exception."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeshield.bom import validate_bom
+from pipeshield.errors import ManifestError, SignatureFormatError
+from pipeshield.stages import parse_manifest
+
+
+@pytest.mark.reliability("hostile input", "stage manifest with a YAML tag such as !!python/object",
+                         "ManifestError naming the line (was a PyYAML ConstructorError)")
+@pytest.mark.parametrize("text", ["version: !!python/object:os.system 1\n", "version: !!int one\n",
+                                  "version: !!float abc\n"])
+def test_yaml_tags_are_manifest_errors(text: str, reliability) -> None:
+    with pytest.raises(ManifestError, match="m.yaml:1: unreadable value") as caught:
+        parse_manifest(text, "m.yaml")
+    reliability(observed=str(caught.value))
+
+
+@pytest.mark.reliability("hostile input", "ML-BOM that is not JSON", "SignatureFormatError (was JSONDecodeError)")
+def test_bom_that_is_not_json(reliability) -> None:
+    with pytest.raises(SignatureFormatError, match="ML-BOM is not JSON") as caught:
+        validate_bom("\x00{not json")
+    reliability(observed=str(caught.value))
