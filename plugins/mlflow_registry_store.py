@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from sqlalchemy import func
 
 from pipeshield.config import Settings
 from pipeshield.errors import PipeshieldError
-from pipeshield.registry import check_version, is_protected_tag, model_id_of, trusted_keys
+from pipeshield.registry import check_version, is_protected_tag, model_id_of, next_version_marker, trusted_keys
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class SignedRegistryStore(SqlAlchemyStore):
         self._tracking_uri = tracking_uri
         self._settings = settings
         self._protected_aliases = frozenset(settings.protected_aliases)
+        self._version_locks: dict[str, threading.Lock] = {}
+        self._version_locks_guard = threading.Lock()
 
     # --- versions ---------------------------------------------------------
     def create_model_version(self, name, source, run_id=None, tags=None, run_link=None, description=None,
@@ -72,13 +75,18 @@ class SignedRegistryStore(SqlAlchemyStore):
         expected_version = self._next_version(name)
         self._check(location, name=name, version=expected_version, model_id=model_id or model_id_of(source),
                     run_id=run_id or None, tags=tag_map)
-        created = super().create_model_version(name, source, run_id=run_id, tags=tags, run_link=run_link,
-                                               description=description, local_model_path=local_model_path,
-                                               model_id=model_id)
-        if int(created.version) != expected_version:  # a concurrent registration took the number
+        with self._version_lock(name):  # verified in parallel; numbered one at a time, so no gaps
+            assigned = self._next_version(name)
+            if assigned != expected_version:
+                raise _denied(f"{name!r}: version {expected_version} was taken while verifying; re-sign for "
+                              f"version {assigned} {next_version_marker(assigned)}")
+            created = super().create_model_version(name, source, run_id=run_id, tags=tags, run_link=run_link,
+                                                   description=description, local_model_path=local_model_path,
+                                                   model_id=model_id)
+        if int(created.version) != expected_version:  # another server process took the number
             super().delete_model_version(name, created.version)
             raise _denied(f"{name!r}: version {expected_version} was taken while verifying; retry "
-                          f"[pipeshield:next-version={int(created.version) + 1}]")
+                          f"{next_version_marker(int(created.version) + 1)}")
         log.info("pipeshield registry: registered verified %r v%s", name, created.version)
         return created
 
@@ -105,6 +113,10 @@ class SignedRegistryStore(SqlAlchemyStore):
         return super().transition_model_version_stage(name, version, stage, archive_existing_versions)
 
     # --- helpers ----------------------------------------------------------
+    def _version_lock(self, name: str) -> threading.Lock:
+        with self._version_locks_guard:
+            return self._version_locks.setdefault(name, threading.Lock())
+
     def _reverify(self, name: str, version: Any, what: str) -> None:
         mv = self.get_model_version(name, version)
         location = self.get_model_version_download_uri(name, version)

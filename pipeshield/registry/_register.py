@@ -11,7 +11,9 @@ will assign; the bindings are re-signed for it and only the three pipeshield fil
 from __future__ import annotations
 
 import logging
+import secrets
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -41,7 +43,7 @@ def register_signed_model(model_uri: str, name: str, *,
                           client: MlflowClient | None = None, experiment_id: str | None = None,
                           description: str | None = None, scan_policy: ScanPolicy | None = None,
                           workers: int | None = None, progress: ProgressCallback | None = None,
-                          settings: Settings | None = None, max_attempts: int = 3) -> ModelVersion:
+                          settings: Settings | None = None, max_attempts: int = 10) -> ModelVersion:
     """Sign the model at ``model_uri`` for ``name`` and register it; returns the new model version.
 
     ``model_uri``: ``models:/m-...``, ``runs:/<run>/<path>``, ``models:/<name>/<version>`` or a local
@@ -102,8 +104,14 @@ def _register(client: MlflowClient, model_id: str, model_dir: Path, name: str, r
             if hinted is None or hinted == version or attempt == max_attempts:
                 raise RegistrationRefusedError(f"registry refused {name!r}: {exc.message}") from None
             log.info("registry assigns version %d of %r, not %d: re-signing", hinted, name, version)
+            _backoff(attempt)
             version = hinted
     raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int) -> None:
+    """Random pause (full jitter, growing to 2 s) so that concurrent registrations stop colliding."""
+    time.sleep(secrets.randbelow(min(2000, 50 << attempt) + 1) / 1000)
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:
