@@ -17,12 +17,19 @@ from pathlib import Path
 import pytest
 
 from pipeshield.errors import PipeshieldError
-from pipeshield.registry import ROOT_DIGEST_TAG, register_signed_model, verify_registered_model
+from pipeshield.registry import (
+    ROOT_DIGEST_TAG,
+    next_version_marker,
+    parse_next_version,
+    parse_wait_version,
+    register_signed_model,
+    verify_registered_model,
+    wait_version_marker,
+)
 from pipeshield.signing import BINDINGS_FILE
 from tests.fixtures.signed_registry import MODEL_FILES, SignedRegistry, log_test_model
 
 REGISTRATIONS = int(os.environ.get("PIPESHIELD_LOAD_REGISTRATIONS", "12"))
-MAX_ATTEMPTS = 2 * REGISTRATIONS  # each losing round re-signs for the number the registry names next
 
 
 def _register_all(registry: SignedRegistry, name: str, sources: list[str]) -> list[object]:
@@ -35,7 +42,7 @@ def _register_all(registry: SignedRegistry, name: str, sources: list[str]) -> li
             start.wait()
             try:
                 return register_signed_model(source, name, provider=provider, key_name=registry.key_name,
-                                             client=client, max_attempts=MAX_ATTEMPTS)
+                                             client=client)
             except PipeshieldError as exc:  # a clean refusal; anything else escapes and fails the test
                 return exc
 
@@ -84,3 +91,9 @@ def test_concurrent_signed_registrations(signed_registry: SignedRegistry, tmp_pa
                 concurrent_registrations=REGISTRATIONS, registrations_succeeded=len(succeeded),
                 registrations_failed=len(failed), duplicate_versions=0)
     assert failed == []
+
+
+def test_wait_and_next_version_markers_are_told_apart() -> None:
+    refusal = f"'m': version 7 is reserved for this registration; send it again later {wait_version_marker(7)}"
+    assert parse_wait_version(refusal) == 7 and parse_next_version(refusal) is None
+    assert parse_wait_version(next_version_marker(7)) is None and parse_next_version(next_version_marker(7)) == 7

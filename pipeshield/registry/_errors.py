@@ -11,3 +11,12 @@ class RegistryError(PipeshieldError):
 
 class RegistrationRefusedError(RegistryError):
     """The registry refused a model version (e.g. ``PERMISSION_DENIED`` from the signed store); nothing was registered."""
+
+
+class VersionConflictError(RegistrationRefusedError):
+    """The signature binds another version number than the one the registry assigns next."""
+
+    def __init__(self, message: str, *, signed_version: int, assigned_version: int) -> None:
+        super().__init__(message)
+        self.signed_version = signed_version
+        self.assigned_version = assigned_version
