@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,15 @@ from sqlalchemy import func
 
 from pipeshield.config import Settings
 from pipeshield.errors import PipeshieldError
-from pipeshield.registry import check_version, is_protected_tag, model_id_of, trusted_keys
+from pipeshield.registry import (
+    VersionConflictError,
+    check_version,
+    is_protected_tag,
+    model_id_of,
+    next_version_marker,
+    trusted_keys,
+    wait_version_marker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,8 @@ SCHEMES = ("signed+sqlite", "signed+postgresql")
 PROTECTED_STAGES = frozenset({"production"})
 """Comma-separated aliases that may point only at verified versions (default ``champion``)."""
 _PROXY_ROUTE = "/api/2.0/mlflow-artifacts/artifacts/"
+TICKET_SECONDS = 30.0
+"""How long version numbers handed to refused registrations stay reserved after the latest one."""
 
 
 def build_store(store_uri: str, tracking_uri: str | None = None) -> SignedRegistryStore:
@@ -63,6 +75,9 @@ class SignedRegistryStore(SqlAlchemyStore):
         self._tracking_uri = tracking_uri
         self._settings = settings
         self._protected_aliases = frozenset(settings.protected_aliases)
+        self._version_locks: dict[str, threading.Lock] = {}
+        self._version_locks_guard = threading.Lock()
+        self._tickets: dict[str, tuple[int, float]] = {}  # name -> (highest number handed out, valid until)
 
     # --- versions ---------------------------------------------------------
     def create_model_version(self, name, source, run_id=None, tags=None, run_link=None, description=None,
@@ -70,15 +85,23 @@ class SignedRegistryStore(SqlAlchemyStore):
         tag_map = {t.key: t.value for t in tags or []}
         location, run_id = self._storage_location(source, run_id, model_id)
         expected_version = self._next_version(name)
-        self._check(location, name=name, version=expected_version, model_id=model_id or model_id_of(source),
-                    run_id=run_id or None, tags=tag_map)
-        created = super().create_model_version(name, source, run_id=run_id, tags=tags, run_link=run_link,
-                                               description=description, local_model_path=local_model_path,
-                                               model_id=model_id)
-        if int(created.version) != expected_version:  # a concurrent registration took the number
+        try:
+            self._check(location, name=name, version=expected_version, model_id=model_id or model_id_of(source),
+                        run_id=run_id or None, tags=tag_map)
+        except VersionConflictError as conflict:
+            raise self._conflict(name, conflict.signed_version, expected_version) from None
+        with self._version_lock(name):  # verified in parallel; numbered one at a time, so no gaps
+            assigned = self._next_version(name)
+            if assigned == expected_version:
+                created = super().create_model_version(name, source, run_id=run_id, tags=tags, run_link=run_link,
+                                                       description=description, local_model_path=local_model_path,
+                                                       model_id=model_id)
+        if assigned != expected_version:
+            raise self._conflict(name, expected_version, assigned)
+        if int(created.version) != expected_version:  # another server process took the number
             super().delete_model_version(name, created.version)
             raise _denied(f"{name!r}: version {expected_version} was taken while verifying; retry "
-                          f"[pipeshield:next-version={int(created.version) + 1}]")
+                          f"{next_version_marker(int(created.version) + 1)}")
         log.info("pipeshield registry: registered verified %r v%s", name, created.version)
         return created
 
@@ -105,12 +128,40 @@ class SignedRegistryStore(SqlAlchemyStore):
         return super().transition_model_version_stage(name, version, stage, archive_existing_versions)
 
     # --- helpers ----------------------------------------------------------
+    def _version_lock(self, name: str) -> threading.Lock:
+        with self._version_locks_guard:
+            return self._version_locks.setdefault(name, threading.Lock())
+
+    def _conflict(self, name: str, signed: int, assigned: int) -> MlflowException:
+        """The refusal for a signature bound to another number than ``assigned``.
+
+        Refused registrations get distinct numbers (tickets: ``assigned``, then one more each), so that
+        concurrent signers re-sign once each instead of racing for the same number again. A signer that
+        comes back with its ticket before the numbers ahead of it are used is told to wait. Tickets lapse
+        ``TICKET_SECONDS`` after the latest one was handed out. They are hints only: a version is
+        created only with the number assigned at that moment.
+        """
+        with self._version_lock(name):
+            now = time.monotonic()
+            promised, until = self._tickets.get(name, (0, 0.0))
+            live = now < until and promised >= assigned
+            if live and assigned < signed <= promised:
+                return _denied(f"{name!r}: version {signed} is reserved for this registration, but versions "
+                               f"{assigned}..{signed - 1} are not registered yet; send it again later "
+                               f"{wait_version_marker(signed)}")
+            ticket = promised + 1 if live else assigned
+            self._tickets[name] = (ticket, now + TICKET_SECONDS)
+        return _denied(f"{name!r}: the signature binds version {signed} but the registry assigns version "
+                       f"{assigned}; re-sign for version {ticket} {next_version_marker(ticket)}")
+
     def _reverify(self, name: str, version: Any, what: str) -> None:
         mv = self.get_model_version(name, version)
         location = self.get_model_version_download_uri(name, version)
         try:
             self._check(location, name=mv.name, version=int(mv.version), model_id=model_id_of(mv.source),
                         run_id=mv.run_id or None, tags=mv.tags)
+        except VersionConflictError as exc:
+            raise _denied(f"{what} may point only at a verified version: {exc}") from None
         except MlflowException as exc:
             raise _denied(f"{what} may point only at a verified version: {exc.message}") from None
 
@@ -123,6 +174,8 @@ class SignedRegistryStore(SqlAlchemyStore):
                 else:
                     model_dir = Path(tmp)  # check_version refuses before reading any file
                 check_version(model_dir, keys, **expected)
+        except VersionConflictError:
+            raise
         except PipeshieldError as exc:
             raise _denied(str(exc)) from None
         except MlflowException as exc:

@@ -19,8 +19,20 @@ from pipeshield.registry._deploy import (
     resolve_registered_model,
     verify_registered_model,
 )
-from pipeshield.registry._enforce import check_version, model_id_of, next_version_marker, parse_next_version
-from pipeshield.registry._errors import MlflowUnreachableError, RegistrationRefusedError, RegistryError
+from pipeshield.registry._enforce import (
+    check_version,
+    model_id_of,
+    next_version_marker,
+    parse_next_version,
+    parse_wait_version,
+    wait_version_marker,
+)
+from pipeshield.registry._errors import (
+    MlflowUnreachableError,
+    RegistrationRefusedError,
+    RegistryError,
+    VersionConflictError,
+)
 from pipeshield.registry._register import register_signed_model
 from pipeshield.registry._tags import (
     FORMAT_TAG,
@@ -46,6 +58,7 @@ __all__ = [
     "RegistrationRefusedError",
     "RegistryError",
     "VerifiedModel",
+    "VersionConflictError",
     "check_version",
     "is_protected_tag",
     "keys_from_directory",
@@ -53,10 +66,12 @@ __all__ = [
     "next_version_marker",
     "parse_models_uri",
     "parse_next_version",
+    "parse_wait_version",
     "register_signed_model",
     "registry_expectations",
     "resolve_registered_model",
     "signature_tags",
     "trusted_keys",
     "verify_registered_model",
+    "wait_version_marker",
 ]

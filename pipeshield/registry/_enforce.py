@@ -4,7 +4,8 @@ The store re-hashes the artifacts behind the version (downloaded from the artifa
 it only when the signature verifies with a trusted key, binds this registered name, this version
 number, the logged model and the run, and the signature tags sent with the version record exactly that
 signature. A version-number mismatch carries :func:`next_version_marker` so that the signer can re-sign
-for the number the registry will assign and retry.
+for the number the registry will assign and retry, or :func:`wait_version_marker` when the number the
+signer holds is reserved for it but earlier numbers are still being registered.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeshield.registry._errors import RegistrationRefusedError
+from pipeshield.registry._errors import RegistrationRefusedError, VersionConflictError
 from pipeshield.registry._tags import KEY_TAG, has_signature_tags, tag_mismatch
 from pipeshield.signing import ModelBindings, SignedContents, TrustedKeys, verify_model
 
 _MARKER = re.compile(r"\[pipeshield:next-version=([1-9][0-9]*)\]")
+_WAIT_MARKER = re.compile(r"\[pipeshield:wait-version=([1-9][0-9]*)\]")
 
 
 def next_version_marker(version: int) -> str:
@@ -27,6 +29,16 @@ def next_version_marker(version: int) -> str:
 def parse_next_version(message: str) -> int | None:
     """The version number a refusal asks the signer to bind, or None."""
     match = _MARKER.search(message or "")
+    return int(match.group(1)) if match else None
+
+
+def wait_version_marker(version: int) -> str:
+    return f"[pipeshield:wait-version={version}]"
+
+
+def parse_wait_version(message: str) -> int | None:
+    """The reserved version number a refusal asks the signer to send again later (unchanged), or None."""
+    match = _WAIT_MARKER.search(message or "")
     return int(match.group(1)) if match else None
 
 
@@ -61,9 +73,10 @@ def check_version(model_dir: Path, keys: TrustedKeys, *, name: str, version: int
     if signed_version is None:
         raise RegistrationRefusedError(f"{name!r} v{version}: the signature binds no version number")
     if signed_version != version:
-        raise RegistrationRefusedError(
+        raise VersionConflictError(
             f"{name!r}: the signature binds version {signed_version} but the registry assigns version "
-            f"{version}; re-sign for version {version} {next_version_marker(version)}")
+            f"{version}; re-sign for version {version} {next_version_marker(version)}",
+            signed_version=signed_version, assigned_version=version)
     problem = tag_mismatch(tags, contents)
     if problem:
         raise RegistrationRefusedError(f"{name!r} v{version}: {problem}")

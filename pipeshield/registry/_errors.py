@@ -15,3 +15,12 @@ class RegistrationRefusedError(RegistryError):
 
 class MlflowUnreachableError(RegistryError):
     """The MLflow tracking server did not answer (down, refused the connection, or timed out)."""
+
+
+class VersionConflictError(RegistrationRefusedError):
+    """The signature binds another version number than the one the registry assigns next."""
+
+    def __init__(self, message: str, *, signed_version: int, assigned_version: int) -> None:
+        super().__init__(message)
+        self.signed_version = signed_version
+        self.assigned_version = assigned_version

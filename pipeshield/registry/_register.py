@@ -4,14 +4,18 @@ Each registration gets its own *signed copy*: a new MLflow logged model (``model
 model files plus the signature, the bindings and the ML-BOM. The signature binds the registered name,
 the version number the registry is expected to assign, the signed copy's model id, the run, the source
 URI, and the dataset and gate-report digests. When the registry assigns another number (a concurrent
-registration, a deleted version the client cannot see), the signed store refuses with the number it
-will assign; the bindings are re-signed for it and only the three pipeshield files are uploaded again.
+registration, a deleted version the client cannot see), the signed store refuses with the number to
+bind (distinct for concurrent refusals); the bindings are re-signed for it and only the three pipeshield
+files are uploaded again. A number the store reserved but cannot assign yet is sent again once the
+version before it exists.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -23,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from pipeshield.config import Settings
 from pipeshield.keys import KeyProvider, open_key_provider
 from pipeshield.registry import _origin
-from pipeshield.registry._enforce import parse_next_version
+from pipeshield.registry._enforce import parse_next_version, parse_wait_version
 from pipeshield.registry._errors import RegistrationRefusedError, RegistryError
 from pipeshield.registry._reach import mlflow_error, unreachable
 from pipeshield.registry._tags import signature_tags
@@ -33,6 +37,8 @@ from pipeshield.signing import RESERVED_FILES, ArtifactDigest, ModelBindings, Pr
 log = logging.getLogger(__name__)
 
 SIGNED_COPY_TAG = "pipeshield.signed_copy_of"
+WAIT_SECONDS = 60.0
+"""How long a registration holding a reserved version number waits for the numbers ahead of it."""
 
 
 def register_signed_model(model_uri: str, name: str, *,
@@ -42,7 +48,7 @@ def register_signed_model(model_uri: str, name: str, *,
                           client: MlflowClient | None = None, experiment_id: str | None = None,
                           description: str | None = None, scan_policy: ScanPolicy | None = None,
                           workers: int | None = None, progress: ProgressCallback | None = None,
-                          settings: Settings | None = None, max_attempts: int = 3) -> ModelVersion:
+                          settings: Settings | None = None, max_attempts: int = 10) -> ModelVersion:
     """Sign the model at ``model_uri`` for ``name`` and register it; returns the new model version.
 
     ``model_uri``: ``models:/m-...``, ``runs:/<run>/<path>``, ``models:/<name>/<version>`` or a local
@@ -94,19 +100,40 @@ def _register(client: MlflowClient, model_id: str, model_dir: Path, name: str, r
             client.finalize_logged_model(model_id, LoggedModelStatus.READY)
         else:
             _upload_pipeshield_files(client, model_id, model_dir)
-        try:
-            return client.create_model_version(name, f"models:/{model_id}", run_id=run_id,
-                                               tags=signature_tags(signed), description=description,
-                                               model_id=model_id)
-        except MlflowException as exc:
-            if unreachable(client.tracking_uri) is not None:
-                raise  # not a refusal: register_signed_model reports the outage
-            hinted = parse_next_version(exc.message)
-            if hinted is None or hinted == version or attempt == max_attempts:
-                raise RegistrationRefusedError(f"registry refused {name!r}: {exc.message}") from None
-            log.info("registry assigns version %d of %r, not %d: re-signing", hinted, name, version)
-            version = hinted
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            try:
+                return client.create_model_version(name, f"models:/{model_id}", run_id=run_id,
+                                                   tags=signature_tags(signed), description=description,
+                                                   model_id=model_id)
+            except MlflowException as exc:
+                if unreachable(client.tracking_uri) is not None:
+                    raise  # not a refusal: register_signed_model reports the outage
+                message = exc.message
+            if parse_wait_version(message) != version or time.monotonic() > deadline:
+                break
+            _wait_for_turn(client, name, version, min(deadline, time.monotonic() + 5))  # reserved: send again
+        hinted = parse_next_version(message)
+        if hinted is None or hinted == version or attempt == max_attempts:
+            raise RegistrationRefusedError(f"registry refused {name!r}: {message}")
+        log.info("registry assigns version %d of %r, not %d: re-signing", hinted, name, version)
+        version = hinted
     raise AssertionError("unreachable")
+
+
+def _wait_for_turn(client: MlflowClient, name: str, version: int, deadline: float) -> None:
+    """Poll (jittered) until the registry shows version ``version - 1`` or ``deadline`` passes (deleted
+    versions are invisible, so the deadline may end the wait; the registry then answers for itself)."""
+    while time.monotonic() < deadline and not _exists(client, name, version - 1):
+        time.sleep(0.2 + secrets.randbelow(300) / 1000)
+
+
+def _exists(client: MlflowClient, name: str, version: int) -> bool:
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException:
+        return False
+    return True
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:
