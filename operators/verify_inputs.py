@@ -29,8 +29,8 @@ class VerifyModelInputsOperator(BaseOperator):
     ``file://`` URI) whose pipeshield signature verifies with the trusted keys (``PIPESHIELD_TRUSTED_KEYS_DIR``
     or the deploy stage's key provider of ``vault_conn_id``). Otherwise the task fails without retries,
     naming the input and the file or binding at fault. The ``registered_model_meta`` file MLflow's client
-    adds to a ``models:/`` download is accepted when it names the signed model name and version. Returns (XCom) one item per input: ``task_id``,
-    ``path``, ``name``, ``version``, ``root_digest``, ``key_version``.
+    adds to a ``models:/`` download is accepted when it names the signed model name and version. Returns
+    (XCom) one item per input: ``task_id``, ``path``, ``name``, ``version``, ``root_digest``, ``key_version``.
     """
 
     ui_color = "#a3d9a5"
@@ -53,12 +53,12 @@ class VerifyModelInputsOperator(BaseOperator):
             raise AirflowFailException(f"model refused before deploy: {exc}") from exc
         return verified
 
-    def _verify(self, task_id: str, value: Any, keys: Any) -> dict[str, Any]:
+    def _verify(self, task_id: str, value: Any, keys: TrustedKeys) -> dict[str, Any]:
         path = local_path(value) if isinstance(value, str) and value else None
         if path is None or not path.is_dir():
-            raise AirflowFailException(
-                f"model refused before deploy: the output of {task_id!r} ({str(value)[:200]!r}) is not a local "
-                "model directory pipeshield can verify")
+            what = repr(str(path)) if path is not None else f"a {type(value).__name__}"  # never echo other values
+            raise AirflowFailException(f"model refused before deploy: the output of {task_id!r} ({what}) is not a "
+                                       "local model directory pipeshield can verify")
         try:
             contents = _verify_download(path, keys)
         except PipeshieldError as exc:

@@ -105,7 +105,8 @@ def test_untouched_training_dag_with_the_policy_runs_green_on_clean_and_red_on_p
     assert run.state == "success", _states(run)
 
 
-def test_secured_training_dag_stops_a_poisoned_batch_at_the_gate(dags_folder: Path, example_data) -> None:  # noqa: ANN001
+def test_secured_training_dag_stops_a_poisoned_batch_at_the_gate(dags_folder: Path,
+                                                                  example_data) -> None:  # noqa: ANN001
     data_dir, tables = example_data
     land(data_dir, tables["poisoned"])
     shutil.copy(DAGS / "train_model_secured.py", dags_folder / "train_model_secured.py")
