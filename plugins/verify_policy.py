@@ -10,9 +10,10 @@ in a DAG tagged with one of ``PIPESHIELD_VERIFY_DEPLOY_TAGS``. The policy adds `
 
 The verify task checks what the deploy task is handed: every XCom its arguments take from upstream
 tasks (``deploy(fetch())``) must be a local model directory whose pipeshield signature verifies with the
-trusted keys, else it fails and the deploy task never runs. A deploy task that takes no XCom input is
-refused (there is nothing the policy could check); one whose inputs all come from
-:class:`~pipeshield.operators.verify_model.VerifyModelOperator` is already verified and left alone.
+trusted keys, else it fails and the deploy task never runs. A task selected by operator class or by
+DAG tag that takes no XCom input is refused (there is nothing the policy could check); a task selected
+only by the marker, which the stage policy also uses for routing, is then left alone. A task whose inputs
+all come from :class:`~pipeshield.operators.verify_model.VerifyModelOperator` is already verified.
 
 Like the gate policy it is deterministic and idempotent (it runs on the dag-processor and on every worker).
 """
@@ -39,21 +40,28 @@ def dag_policy(dag: Any) -> None:
     settings = Settings.load()
     tagged = bool(set(dag.tags or ()) & set(settings.verify_deploy_tags))
     for task in sorted(dag.tasks, key=lambda t: t.task_id):
-        if is_deploy_task(task, settings.verify_deploy_operators) or (tagged and _names_deploy(task)):
-            _insert_verify(dag, task)
+        if _listed(task, settings.verify_deploy_operators) or (tagged and _names_deploy(task)):
+            _insert_verify(dag, task, required=True)
+        elif is_deploy_task(task):
+            _insert_verify(dag, task, required=False)  # the marker also routes tasks that take no model
 
 
 def is_deploy_task(task: Any, deploy_operators: tuple[str, ...] = ()) -> bool:
     """True for a task marked ``pipeshield_stage="deploy"`` in its own params, or of a listed operator class."""
     if _inserted(task):
         return False
-    cls = type(task)
-    if cls.__name__ in deploy_operators or f"{cls.__module__}.{cls.__qualname__}" in deploy_operators:
+    if _listed(task, deploy_operators):
         return True
     params = getattr(task, "params", None)
     if params is None or STAGE_PARAM not in params:
         return False
     return params.get_param(STAGE_PARAM).source == "task" and params[STAGE_PARAM] == "deploy"
+
+
+def _listed(task: Any, deploy_operators: tuple[str, ...]) -> bool:
+    cls = type(task)
+    names = (cls.__name__, f"{cls.__module__}.{cls.__qualname__}")
+    return not _inserted(task) and any(name in deploy_operators for name in names)
 
 
 def _inserted(task: Any) -> bool:
@@ -71,7 +79,7 @@ def verify_task_id(task: Any) -> str:
     return verify if group is None or group.is_root else f"{group.group_id}.{verify}"
 
 
-def _insert_verify(dag: Any, task: Any) -> None:
+def _insert_verify(dag: Any, task: Any, *, required: bool) -> None:
     from airflow.exceptions import AirflowClusterPolicyViolation
     from airflow.sdk.definitions.xcom_arg import XComArg
 
@@ -81,6 +89,8 @@ def _insert_verify(dag: Any, task: Any) -> None:
     if verify_task_id(task) in dag.task_dict:
         return
     references = sorted({(op.task_id, key): op for op, key in XComArg.iter_xcom_references(task)}.items())
+    if not references and not required:
+        return
     if not references:
         raise AirflowClusterPolicyViolation(
             f"{dag.dag_id}.{task.task_id}: a deploy task must take its model from an upstream task's output "

@@ -200,3 +200,7 @@ def test_verify_policy_selects_deploy_tasks_idempotently_and_refuses_one_without
         task(lambda: None, task_id="deploy")()
     with pytest.raises(AirflowClusterPolicyViolation, match="no_input.deploy: a deploy task must take its model"):
         dag_policy(no_input)
+    with DAG("routed_only", schedule=None) as routed_only:  # the stage marker alone: nothing handed over to check
+        task(lambda: None, task_id="roll_out", params={"pipeshield_stage": "deploy"})()
+    dag_policy(routed_only)
+    assert sorted(routed_only.task_dict) == ["roll_out"]
