@@ -18,7 +18,8 @@ class VerifyModelOperator(BaseOperator):
     Bindings checked: registered name and version, logged model and run (from the registry, or
     ``run_id`` when given), and when given the ``datasets`` and ``gate_reports`` (``{"uri", "sha256"}``
     items, e.g. pulled from the data gate's XCom). Extra, missing or changed files fail the task.
-    Returns (XCom) the verified copy's ``path`` (load the model from there only), ``root_digest``,
+    Returns (XCom) the verified copy's ``path`` (load the model from there only; also pushed under the XCom
+    key ``path``, so ``verify.output["path"]`` hands it to the next task), ``root_digest``,
     ``content_digest``, ``key_version``, ``name``, ``version``, ``run_id``, ``model_id`` and ``files``.
     Trusted public keys: ``PIPESHIELD_TRUSTED_KEYS_DIR`` or the key provider of ``vault_conn_id``.
     """
@@ -48,4 +49,5 @@ class VerifyModelOperator(BaseOperator):
         self.log.info("verified %r v%s (%d files, root digest %s, key %s v%d) at %s", verified.name,
                       verified.version, len(verified.files), verified.root_digest, verified.key_name,
                       verified.key_version, verified.path)
+        context["ti"].xcom_push(key="path", value=str(verified.path))
         return verified.to_dict()

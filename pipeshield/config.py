@@ -169,6 +169,15 @@ class Settings:
     gate_train_tags: tuple[str, ...] = _setting(
         (), _names, "Comma-separated DAG tags: in a DAG with one of them, the gate policy gates every task with inlets.",
     )
+    verify_deploy_tags: tuple[str, ...] = _setting(
+        (), _names,
+        "Comma-separated DAG tags: in a DAG with one of them, the verify policy checks the model every task "
+        "whose id names `deploy` receives.",
+    )
+    verify_deploy_operators: tuple[str, ...] = _setting(
+        (), _names,
+        "Comma-separated operator class names (or dotted paths) the verify policy treats as deploy tasks.",
+    )
 
     @classmethod
     def load(

@@ -6,7 +6,8 @@ the task, not inherited from the DAG), when its operator class is listed in
 ``PIPESHIELD_GATE_TRAIN_OPERATORS``, or when it declares inlets in a DAG tagged with one of
 ``PIPESHIELD_GATE_TRAIN_TAGS`` (for DAGs nobody may edit). The policy adds ``pipeshield_gate__<task>`` (a
 :class:`~pipeshield.operators.data_gate.DataGateOperator`) in the task's group, wired
-``<task's upstreams> >> gate >> task``; existing edges are kept.
+``<task's upstreams> >> gate >> task``; existing edges are kept. A training task that already has a
+``DataGateOperator`` directly upstream (an explicitly secured DAG) gets no second gate.
 
 The gate checks the training task's single inlet, an ``Asset`` (``file://`` URI or local path) whose
 ``extra["pipeshield"]`` may set ``label_column``, ``suite``, ``reference``, ``on_flag``, ``clean`` and
@@ -75,8 +76,8 @@ def gate_task_id(task: Any) -> str:
 def _insert_gate(dag: Any, task: Any, settings: Settings) -> None:
     from pipeshield.operators.data_gate import DataGateOperator
 
-    if gate_task_id(task) in dag.task_dict:
-        return
+    if gate_task_id(task) in dag.task_dict or any(isinstance(up, DataGateOperator) for up in task.upstream_list):
+        return  # gated already (by this policy, or explicitly by the DAG's author)
     uri, options = _dataset_of(dag, task)
     on_flag = options.get("on_flag") or settings.gate_on_flag
     if on_flag == "quarantine" and not options.get("clean"):

@@ -91,8 +91,8 @@ def _stories() -> list[tuple[str, Callable[[Story], None]]]:
     """The chapters, in the order a pipeline meets them."""
     from demo_envelope import envelope_story
     from demo_gate import gate_story
-    from demo_lineage import lineage_story
     from demo_mlflow import signed_mlflow_story
+    from demo_pipeline import pipeline_story
     from demo_poisoning import poisoning_story
     from demo_signing import signing_story
     from demo_stages import stages_story
@@ -107,7 +107,7 @@ def _stories() -> list[tuple[str, Callable[[Story], None]]]:
         ("envelope", envelope_story),
         ("signing", signing_story),
         ("mlflow", signed_mlflow_story),
-        ("lineage", lineage_story),
+        ("pipeline", pipeline_story),  # last: real DAG runs tell the whole story and say where to look
     ]
 
 

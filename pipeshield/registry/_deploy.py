@@ -75,10 +75,20 @@ def get_version(client: MlflowClient, name: str, version: str | int | None = Non
     try:
         if alias is not None:
             return client.get_model_version_by_alias(name, alias)
+        if str(version).lower() == "latest":
+            version = _latest_version(client, name)
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
         raise mlflow_error(client.tracking_uri, f"model {name!r} {'@' + alias if alias else 'v' + str(version)}",
                            exc) from None
+
+
+def _latest_version(client: MlflowClient, name: str) -> int:
+    escaped = name.replace("'", "\\'")
+    versions = [int(mv.version) for mv in client.search_model_versions(f"name = '{escaped}'")]
+    if not versions:
+        raise RegistryError(f"model {name!r} has no version")
+    return max(versions)
 
 
 def registry_expectations(mv: ModelVersion, expected: ModelBindings | None = None) -> ModelBindings:
@@ -103,7 +113,8 @@ def verify_registered_model(name: str, version: str | int | None = None, *, alia
                             expected: ModelBindings | None = None, dest_dir: str | os.PathLike[str] | None = None,
                             settings: Settings | None = None, workers: int | None = None,
                             progress: ProgressCallback | None = None) -> VerifiedModel:
-    """Download, re-hash and verify a registered version; return its verified copy under ``dest_dir``.
+    """Download, re-hash and verify a registered version (a number, or ``"latest"``); return its verified copy
+    under ``dest_dir``.
 
     ``dest_dir`` defaults to ``<PIPESHIELD_HOME>/verified``; the copy lands in
     ``<dest_dir>/<name>/<version>`` (replacing an older copy) only when every check passed. Raises a
