@@ -89,7 +89,7 @@ def reference_label_check(ctx: Context) -> CheckResult:
 
     ref_scores, scores, averaged = _cross_fit(ctx, fit_score)
     return _calibrated_result(ctx, "reference_label", ref_scores, scores, started,
-                              {"label_model": label_model_kind(ctx)}, row_scores=averaged)
+                              {"label_model": label_model_kind(ctx)}, row_scores=averaged, tail_scale=_log_loss)
 
 
 def reference_novelty_check(ctx: Context) -> CheckResult:
@@ -138,13 +138,24 @@ def _cross_fit(ctx: Context, fit_score: FitScore) -> tuple[np.ndarray, np.ndarra
     return ref_scores, scores, averaged
 
 
+def _log_loss(scores: np.ndarray) -> np.ndarray:
+    """``1 - p(given label)`` as the log-loss ``-log p(given label)``: the same order, but unbounded."""
+    return -np.log(np.clip(1.0 - scores, 1e-15, 1.0))
+
+
 def _calibrated_result(ctx: Context, name: str, ref_scores: np.ndarray, scores: np.ndarray,
-                       started: float, extra: dict, row_scores: np.ndarray | None = None) -> CheckResult:
+                       started: float, extra: dict, row_scores: np.ndarray | None = None,
+                       tail_scale: Callable[[np.ndarray], np.ndarray] | None = None) -> CheckResult:
     """``scores`` feed the batch test (exchangeable with ``ref_scores`` under the null);
-    ``row_scores`` (default: the same) rank and flag the rows."""
+    ``row_scores`` (default: the same) rank and flag the rows. ``tail_scale`` is an increasing
+    transform applied before the row p-values: conformal p-values ignore it, but the tail beyond
+    the reference maximum is fitted on the transformed scale (for the label check, the log-loss:
+    ``1 - p`` is bounded by 1, so a row the reference model calls impossible could not get beyond
+    a reference row it merely finds doubtful)."""
     row_alpha = ctx.row_alpha(name)
     row_scores = scores if row_scores is None else row_scores
-    p_rows = row_p_values(ref_scores, row_scores)
+    scale = tail_scale or (lambda values: values)
+    p_rows = row_p_values(scale(ref_scores), scale(row_scores))
     flagged = tuple(np.flatnonzero(p_rows <= row_alpha).tolist())
     alpha = ctx.alpha(name)
     stats = {"reference_rows": len(ref_scores), "row_alpha": row_alpha,
