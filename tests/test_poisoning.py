@@ -20,7 +20,9 @@ from pipeshield.checks.errors import (
     UnsupportedFeatureError,
 )
 from pipeshield.checks.poisoning import CheckSettings, PoisoningConfig, run_poisoning_checks
+from pipeshield.checks.poisoning import _row_scores
 from pipeshield.checks.poisoning._calibration import pooled_fisher_test, row_p_values
+from pipeshield.checks.poisoning._report import CheckResult
 from pipeshield.errors import PipeshieldError
 
 NO_REF = PoisoningConfig(unreferenced_checks="always")
@@ -245,6 +247,29 @@ def test_row_p_values_are_ordered_beyond_the_reference_maximum() -> None:
     p = row_p_values(ref, np.array([0.5, 1.0, 1.5, 3.0]))
     assert p[0] == pytest.approx(0.5, abs=0.02)
     assert p[1] > p[2] > p[3] > 0
+
+
+def test_row_p_values_keep_score_order_between_reference_scores() -> None:
+    ref = np.array([0.0, 1.0, 2.0, 3.0])
+    scores = np.array([1.2, 1.5, 1.8])
+    p = row_p_values(ref, scores)
+    assert p[0] > p[1] > p[2]
+    plain = (1 + (ref[None, :] >= scores[:, None]).sum(axis=1)) / 5  # conformal, ties between 1 and 2
+    strict = (1 + (ref[None, :] > scores[:, None]).sum(axis=1)) / 5
+    assert np.all(p <= plain) and np.all(p >= strict - 1 / 5)
+
+
+def test_row_order_is_not_led_by_a_check_that_sees_nothing() -> None:
+    """Five rows far beyond the reference on one check outrank a chance minimum on a silent check."""
+    rng = np.random.default_rng(0)
+    label_p = rng.uniform(0.02, 1.0, 100)
+    label_p[:5] = 0.003
+    novelty_p = rng.uniform(0.0, 1.0, 100)
+    novelty_p[50] = 0.001  # the smallest p-value of the batch, on a check with no signal
+    checks = [CheckResult("reference_label", "reference", False, row_p_values=label_p),
+              CheckResult("reference_novelty", "reference", False, row_p_values=novelty_p)]
+    order = np.argsort(-_row_scores(checks, 100))
+    assert set(order[:5].tolist()) == {0, 1, 2, 3, 4}
 
 
 # --- bad input -------------------------------------------------------------------------------

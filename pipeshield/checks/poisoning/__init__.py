@@ -147,11 +147,15 @@ def _selected(config: PoisoningConfig, has_reference: bool) -> list[str]:
 def _row_scores(results: list[CheckResult], n: int) -> np.ndarray:
     """Review order of rows: decisions first, never a blend of raw scores.
 
-    With a reference: primary key, the number of fired checks flagging the row; ties broken by a
-    weighted Tippett min-p over the reference-calibrated per-row p-values (weighted Bonferroni,
-    weights proportional to each check's batch-level evidence -log10 p), over the fired checks or
-    over all of them when none fired (small batches), scaled into [0, 1). Without a reference: the
-    number of checks flagging the row, ties broken by the out-of-fold label-issue rank."""
+    With a reference: primary key, the number of fired checks flagging the row. Ties are broken by
+    the row's discovery level: each reference-calibrated check turns its per-row p-values into
+    Benjamini-Hochberg q-values over the batch (the smallest false-discovery rate at which that
+    check would quarantine the row), and the row takes its smallest q-value over the checks
+    (Bonferroni over the checks), then its smallest p-value. A check that sees nothing in the batch
+    has q-values near 1 for every row and drops out by itself, whatever its raw p-values; no batch
+    evidence or weights are needed, which is what small batches lack. The result is scaled into
+    [0, 1) by rank. Without a reference: the number of checks flagging the row, ties broken by the
+    out-of-fold label-issue rank."""
     calibrated = [r for r in results if r.row_p_values is not None and r.role == "reference"]
     votes = np.zeros(n)
     if not calibrated:
@@ -162,16 +166,25 @@ def _row_scores(results: list[CheckResult], n: int) -> np.ndarray:
     for r in results:
         if r.fired:
             votes[list(r.flagged_rows)] += 1.0
-    pool = [r for r in calibrated if r.fired] or calibrated
-    weights = np.array([-np.log10(max(float(r.statistics.get("level_p_value", 1.0)), 1e-300)) for r in pool])
-    weights[weights < 0.5 * weights.max()] = 0.0  # only checks with at least half the strongest evidence
-    weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(pool), 1.0 / len(pool))
-    p = np.ones(n)
-    for r, w in zip(pool, weights):
-        if w > 0:
-            p = np.minimum(p, np.clip(r.row_p_values / w, 0.0, 1.0))
-    evidence = -np.log10(np.clip(p, 1e-300, 1.0))
-    return votes + evidence / (1.0 + evidence)
+    p = np.vstack([np.clip(r.row_p_values, 0.0, 1.0) for r in calibrated])
+    q = np.min(np.vstack([_bh_q_values(row) for row in p]), axis=0) * len(calibrated)
+    p_min = p.min(axis=0)
+    order = np.lexsort((-p_min, -q))  # ascending suspicion: larger q first, then larger p
+    step = np.r_[False, (np.diff(q[order]) != 0) | (np.diff(p_min[order]) != 0)]
+    rank = np.empty(n)
+    rank[order] = np.cumsum(step)  # dense rank: rows with the same evidence stay tied
+    return votes + rank / n
+
+
+def _bh_q_values(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values) of one check over the batch."""
+    n = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = p[order] * n / np.arange(1, n + 1)
+    adjusted = np.minimum.accumulate(adjusted[::-1])[::-1]
+    q = np.empty(n)
+    q[order] = np.minimum(adjusted, 1.0)
+    return q
 
 
 def _with_seconds(result: CheckResult, seconds: float) -> CheckResult:

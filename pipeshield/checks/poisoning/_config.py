@@ -59,8 +59,9 @@ class PoisoningConfig:
     calibration_folds: int | None = None
     """Cross-fitting folds over the reference (out-of-fold reference scores are the calibration
     sample); ``None`` = 5 below ``boosting_min_rows`` * 2.5 reference rows, else 2."""
-    label_model: Literal["auto", "logistic", "gradient_boosting"] = "auto"
-    """Trusted-reference label model; ``auto`` = logistic below ``boosting_min_rows`` reference rows."""
+    label_model: Literal["auto", "logistic", "logistic_knn", "gradient_boosting"] = "auto"
+    """Trusted-reference label model; ``auto`` = ``logistic_knn`` (soft vote of logistic regression and
+    a 7-nearest-neighbour classifier) below ``boosting_min_rows`` reference rows, else gradient boosting."""
     boosting_min_rows: int = 2000
     key_columns: tuple[str, ...] = ()
     """Columns that identify a row (for "changed row" provenance); never used as features."""
@@ -106,8 +107,9 @@ class PoisoningConfig:
             raise CheckConfigError(f"quantiles: expected levels in (0, 1), got {self.quantiles!r}")
         if self.calibration_folds is not None and self.calibration_folds < 2:
             raise CheckConfigError(f"calibration_folds: expected at least 2, got {self.calibration_folds!r}")
-        if self.label_model not in ("auto", "logistic", "gradient_boosting"):
-            raise CheckConfigError(f"label_model: expected auto, logistic or gradient_boosting, got {self.label_model!r}")
+        if self.label_model not in ("auto", "logistic", "logistic_knn", "gradient_boosting"):
+            raise CheckConfigError("label_model: expected auto, logistic, logistic_knn or gradient_boosting, "
+                                   f"got {self.label_model!r}")
         if self.unreferenced_checks not in ("auto", "always", "never"):
             raise CheckConfigError(f"unreferenced_checks: expected auto, always or never, got {self.unreferenced_checks!r}")
         if self.max_threads is not None and self.max_threads < 1:

@@ -68,8 +68,8 @@ class PoisoningReport:
     reference_digest: str | None
     row_scores: np.ndarray = dataclasses.field(repr=False, compare=False)
     """Review order of rows (higher first): the number of fired checks flagging the row, ties broken by
-    the row's reference-calibrated evidence (weighted Tippett min-p, weights from each check's
-    batch-level evidence), or without a reference by the out-of-fold label-issue rank."""
+    the row's discovery level (smallest Benjamini-Hochberg q-value over the reference-calibrated
+    checks, then smallest p-value), or without a reference by the out-of-fold label-issue rank."""
     config: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
