@@ -5,6 +5,7 @@ every key version, and no job prints a secret."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -40,11 +41,11 @@ with open_key_provider() as provider:
     for round_ in range(int(sys.argv[4])):
         context = {"job": work.name, "round": round_}
         enc = encrypt_file(src, work / f"round{round_}.pse", provider, key_name=key, context=context,
-                           chunk_size=int(sys.argv[5]))
+                           chunk_size=int(sys.argv[5]), digests=True)
         if rotate and round_ == 0:
             provider.rotate(key)
         dec = decrypt_file(work / f"round{round_}.pse", work / f"round{round_}.out", provider, context=context,
-                           key_name=key)
+                           key_name=key, digests=True)
         results.append({"key_version": enc.key_version, "encrypted": enc.plaintext_sha256,
                         "decrypted": dec.plaintext_sha256})
 print(json.dumps(results))
@@ -83,7 +84,7 @@ def _check(root: Path, results: list[subprocess.CompletedProcess], provider: Key
         rounds = json.loads(result.stdout.strip().splitlines()[-1])
         assert len(rounds) == ROUNDS
         for round_, seen in enumerate(rounds):
-            assert seen["encrypted"] == seen["decrypted"]
+            assert seen["encrypted"] == seen["decrypted"] == hashlib.sha256(original).hexdigest()
             assert 1 <= seen["key_version"] <= info.latest_version
             output = (work / f"round{round_}.out").read_bytes()
             bytes_lost += sum(a != b for a, b in zip(output, original)) + abs(len(output) - len(original))
