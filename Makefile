@@ -24,9 +24,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# Long runs of what make test runs briefly: the envelope parser fuzz target and the property tests.
+# Long runs of what make test runs briefly: every fuzz target at 20,000 examples per property, and
+# 50 concurrent signed registrations against one MLflow server.
 soak: $(STAMP)
 	PIPESHIELD_FUZZ_EXAMPLES=20000 $(PY) -m pytest -q tests/fuzz $(PYTEST_ARGS)
+	PIPESHIELD_LOAD_REGISTRATIONS=50 $(PY) -m pytest -q tests/test_load_registry.py $(PYTEST_ARGS)
 
 # CycloneDX 1.6 SBOM of pipeshield and everything installed with it.
 sbom: $(STAMP)

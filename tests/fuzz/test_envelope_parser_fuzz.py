@@ -12,15 +12,14 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeshield.envelope import EnvelopeError, decrypt_file, decrypt_stream, encrypt_stream, read_header
 from pipeshield.envelope._header import MAGIC, MAX_HEADER
 from pipeshield.keys import LocalKeyProvider
+from tests.fuzz._hostile import FUZZ
 
-EXAMPLES = int(os.environ.get("PIPESHIELD_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 KEY = "fuzz"
 CONTEXT = b"fuzz-context"
 
