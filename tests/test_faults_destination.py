@@ -9,6 +9,7 @@ The encryptions run in child processes: a file-size limit (``RLIMIT_FSIZE``) and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeshield.envelope import EnvelopeError, decrypt_file, encrypt_file
+from pipeshield.envelope import EnvelopeError, _files, decrypt_file, encrypt_file
 from pipeshield.errors import DestinationWriteError
 from pipeshield.keys import LocalKeyProvider
 
@@ -197,33 +198,41 @@ def test_sigkill_mid_encryption(keyring: tuple[Path, bytes], tmp_path: Path, rel
     kept = dst.read_bytes()
     lost = len(OLD) - len(os.path.commonprefix([kept, OLD]))
     assert kept == OLD  # the destination never saw the partial envelope
-    leftovers = [p for p in dst.parent.iterdir() if p != dst]
-    # SIGKILL allows no clean-up: the hidden temporary file (mode 0600, ciphertext only) stays; it is
-    # never taken for the output and does not decrypt
-    assert [p.name for p in leftovers] == [partial.name] and partial.stat().st_mode & 0o077 == 0
-    with LocalKeyProvider(*keyring) as provider, pytest.raises(EnvelopeError):
-        decrypt_file(partial, tmp_path / "never", provider, context=CONTEXT)
-    assert not (tmp_path / "never").exists()
+    # the output had no name while it was written (O_TMPFILE): SIGKILL leaves nothing behind
+    assert [p.name for p in dst.parent.iterdir()] == [dst.name]
     src = tmp_path / "source.bin"
     src.write_bytes(plain)
     with LocalKeyProvider(*keyring) as provider:
         encrypt_file(src, dst, provider, key_name=KEY, context=CONTEXT)
         decrypt_file(dst, tmp_path / "plain.out", provider, context=CONTEXT)
     assert (tmp_path / "plain.out").read_bytes() == plain
-    reliability(observed=f"killed after {partial.stat().st_size} bytes were written to {partial.name}; destination "
-                         "unchanged; the stale temporary file holds ciphertext only; retry decrypts",
-                bytes_lost=lost)
+    reliability(observed=f"killed after {partial} bytes were written to an unnamed file; destination unchanged, "
+                         "nothing left in the folder; retry decrypts", bytes_lost=lost)
 
 
-def _wait_for_partial_output(folder: Path, child: subprocess.Popen) -> Path:
-    """The child's temporary output once it holds at least the header and one chunk."""
+def _wait_for_partial_output(folder: Path, child: subprocess.Popen) -> int:
+    """The size of the child's output in ``folder`` (an unnamed file) once it holds a header and a chunk."""
     import time
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-        temps = [p for p in folder.iterdir() if p.name.endswith(".pipeshield-tmp")]
-        if temps and temps[0].stat().st_size > 1 << 16:
-            return temps[0]
+        for fd in Path(f"/proc/{child.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd).startswith(f"{folder}/") and fd.stat().st_size > 1 << 16:
+                    return fd.stat().st_size
         time.sleep(0.02)
     raise AssertionError("the child never started writing")
+
+
+def test_output_without_unnamed_files_still_leaves_nothing_on_failure(
+        keyring: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where O_TMPFILE is unavailable, a hidden named temporary file is used and removed on failure."""
+    monkeypatch.setattr(_files, "_ANONYMOUS_FILES", False)
+    src, dst = _source(tmp_path, 100_000), tmp_path / "out" / "data.pse"
+    dst.parent.mkdir()
+    with LocalKeyProvider(*keyring) as provider:
+        encrypt_file(src, dst, provider, key_name=KEY, context=CONTEXT)
+        with pytest.raises(EnvelopeError):
+            decrypt_file(dst, tmp_path / "out" / "plain", provider, context=b"another context")
+    assert [p.name for p in dst.parent.iterdir()] == [dst.name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,33 +28,65 @@ PathLike = str | os.PathLike[str]
 
 # errors that say the destination cannot take the output (never raised by reading the source)
 _DESTINATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+# O_TMPFILE unsupported by the file system (EOPNOTSUPP) or the kernel (EISDIR, EINVAL)
+_NO_TMPFILE_ERRNOS = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+# unnamed files can be given a name only through /proc (linkat without CAP_DAC_READ_SEARCH)
+_ANONYMOUS_FILES = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+TEMP_SUFFIX = ".pipeshield-tmp"
 
 
 @contextlib.contextmanager
 def atomic_output(dst: PathLike, fsync: bool = False) -> Iterator[IO[bytes]]:
     """A temporary file (mode 0600) beside ``dst``, renamed onto ``dst`` only if the block succeeds.
 
-    On any exception the temporary file is removed and ``dst`` is left exactly as it was. A full disk,
-    a file-size limit or a read-only destination raise ``DestinationWriteError`` naming the cause.
+    On any exception the temporary file is removed and ``dst`` is left exactly as it was. Where the
+    file system allows (Linux ``O_TMPFILE``), the temporary file has no name until it is complete, so
+    even a process killed with SIGKILL leaves nothing behind. A full disk, a file-size limit or a
+    read-only destination raise ``DestinationWriteError`` naming the cause.
     """
     target = Path(dst)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".pipeshield-tmp")
-    except OSError as exc:
-        raise DestinationWriteError(str(target), exc) from None
+    fd, tmp = _open_temporary(target)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             if fsync:
                 os.fsync(handle.fileno())
+            if tmp is None:
+                tmp = _name_anonymous(handle.fileno(), target)
         os.replace(tmp, target)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno in _DESTINATION_ERRNOS:
             raise DestinationWriteError(str(target), exc) from None
         raise
+
+
+def _open_temporary(target: Path) -> tuple[int, str | None]:
+    """An unnamed file in ``target``'s directory (path None), or a hidden named one where that is unsupported."""
+    try:
+        if _ANONYMOUS_FILES:
+            try:
+                return os.open(target.parent, os.O_TMPFILE | os.O_WRONLY, 0o600), None
+            except OSError as exc:
+                if exc.errno not in _NO_TMPFILE_ERRNOS:
+                    raise
+        return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+    except OSError as exc:
+        raise DestinationWriteError(str(target), exc) from None
+
+
+def _name_anonymous(fd: int, target: Path) -> str:
+    """Give the finished unnamed file a hidden name beside ``target`` (then renamed onto it)."""
+    name = str(target.parent / f".{target.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
+    proc_fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    try:  # a dir fd makes os.link call linkat(AT_SYMLINK_FOLLOW): it links the file, not the /proc symlink
+        os.link(str(fd), name, src_dir_fd=proc_fds, follow_symlinks=True)
+    finally:
+        os.close(proc_fds)
+    return name
 
 
 def encrypt_file(
