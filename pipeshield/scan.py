@@ -19,6 +19,8 @@ import dataclasses
 import io
 import json
 import os
+# pickletools disassembles without loading
+import pickletools  # nosec B403
 import re
 import select
 # runs only our own scanner worker (sys.executable -m pipeshield._scan_worker), never a shell
@@ -36,6 +38,8 @@ from pipeshield.errors import ConfigError, UnsafeModelError
 _EXTENSIONS = frozenset({".pkl", ".pickle", ".joblib", ".dat", ".data", ".bin", ".pt", ".pth", ".ckpt",
                          ".npy", ".npz", ".zip", ".7z"})
 _MAGIC = (b"PK\x03\x04", b"7z\xbc\xaf\x27\x1c", b"\x93NUMPY", *COMPRESSED) + tuple(bytes([0x80, p]) for p in range(2, 6))
+# the first opcode of a protocol 0/1 pickle (no b"\x80" header to recognise it by)
+_TEXT_PICKLE_STARTS = frozenset(op.code.encode("latin-1") for op in pickletools.opcodes if op.proto <= 1)
 _STARTUP_SECONDS = 60.0
 _GLOBAL = re.compile(r"^[A-Za-z_][\w.]*\.(?:[A-Za-z_]\w*|\*)$")
 
@@ -122,12 +126,26 @@ def scan_or_raise(files: Mapping[str, Path], policy: ScanPolicy | None = None) -
 
 
 def needs_scan(path: Path) -> bool:
-    """True for files picklescan handles by extension and for any file that starts like a pickle/zip/7z/npy."""
+    """True for files picklescan handles by extension, for any file that starts like a pickle/zip/7z/npy,
+    and for a protocol 0/1 pickle under any name (its opcodes parse up to STOP)."""
     if path.suffix.lower() in _EXTENSIONS:
         return True
     with open(path, "rb") as handle:
         head = handle.read(8)
-    return head.startswith(_MAGIC)
+        if head.startswith(_MAGIC):
+            return True
+        if head[:1] not in _TEXT_PICKLE_STARTS:
+            return False
+        handle.seek(0)
+        return _parses_to_stop(handle)
+
+
+def _parses_to_stop(handle: io.BufferedReader) -> bool:
+    """True if the stream's opcodes parse as a pickle up to its STOP (most other files fail within bytes)."""
+    try:
+        return any(op.name == "STOP" for op, _, _ in pickletools.genops(handle))
+    except Exception:  # pickletools raises assorted errors on non-pickle bytes
+        return False
 
 
 def _judge(name: str, outcome: dict, policy: ScanPolicy) -> list[str]:

@@ -249,3 +249,24 @@ def test_pickles_in_containers_are_flagged(case: str, tmp_path: Path, reliabilit
     assert not report.ok, report
     assert any(re.search(match, finding) for finding in report.findings), report.findings
     reliability(observed="; ".join(report.findings))
+
+
+@pytest.mark.reliability("hostile input", "protocol 0/1 pickle (no \\x80 header) under a non-pickle name",
+                         "recognised by its opcodes and refused before signing")
+@pytest.mark.parametrize("protocol,name", [(0, "notes.txt"), (1, "weights")])
+def test_text_protocol_pickles_under_any_name_are_scanned(protocol: int, name: str, tmp_path: Path,
+                                                          signer: LocalKeyProvider, reliability) -> None:
+    model = _model(tmp_path)
+    (model / name).write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR." if protocol == 0
+                               else b"cos\nsystem\n(X\x0a\x00\x00\x00echo pwnedtR.")
+    error = _refused(model, signer, UnsafeModelError, f"{name}: dangerous global")
+    reliability(observed=f"{type(error).__name__}: {error}")
+
+
+def test_text_files_that_start_like_opcodes_still_sign(tmp_path: Path, signer: LocalKeyProvider) -> None:
+    model = _model(tmp_path)
+    (model / "scores.csv").write_text("0.5,1.2\n3,4\n")      # parses as POP, STOP: scanned, and clean
+    (model / "conda.yaml").write_text("channels:\n- conda-forge\n")  # 'c' GLOBAL, then no STOP: not a pickle
+    (model / "README").write_text("Some notes\n")
+    signed = sign_model(model, signer, "sig", BINDINGS)
+    assert {"scores.csv", "conda.yaml", "README"} <= set(signed.files)
