@@ -83,7 +83,8 @@ def bom_model_digest(raw: bytes) -> str | None:
         component = json.loads(raw)["metadata"]["component"]
         if component.get("type") != "machine-learning-model":
             return None
-        return next((h["content"] for h in component.get("hashes", []) if h.get("alg") == "SHA-256"), None)
+        digest = next((h["content"] for h in component.get("hashes", []) if h.get("alg") == "SHA-256"), None)
+        return digest if isinstance(digest, str) else None
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 

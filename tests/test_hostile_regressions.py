@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from pipeshield.bom import validate_bom
+from pipeshield.bom import bom_model_digest, validate_bom
 from pipeshield.errors import ManifestError, SignatureFormatError
 from pipeshield.stages import parse_manifest
 
@@ -24,3 +26,13 @@ def test_bom_that_is_not_json(reliability) -> None:
     with pytest.raises(SignatureFormatError, match="ML-BOM is not JSON") as caught:
         validate_bom("\x00{not json")
     reliability(observed=str(caught.value))
+
+
+@pytest.mark.reliability("hostile input", "ML-BOM whose model hash content is not a string (found by make soak)",
+                         "no model digest (was the list itself, handed on as a digest)")
+@pytest.mark.parametrize("content", [[], {}, 7, None])
+def test_bom_model_digest_that_is_not_a_string(content: object, reliability) -> None:
+    bom = {"metadata": {"component": {"type": "machine-learning-model",
+                                      "hashes": [{"alg": "SHA-256", "content": content}]}}}
+    assert bom_model_digest(json.dumps(bom).encode()) is None
+    reliability(observed="None")
