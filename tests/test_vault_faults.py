@@ -1,15 +1,11 @@
 """Faults around ``VaultTransitKeyProvider``: expired tokens, unreachable Vault, 5xx answers, denied paths,
-bad credentials. 5xx answers come from a small fault-injecting HTTP proxy in front of the Vault under test."""
+bad credentials. 5xx answers come from the outage proxy (``tests.fixtures.outage_proxy``) in front of the Vault under test."""
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import logging
-import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,71 +20,20 @@ from pipeshield.errors import (
 )
 from pipeshield.keys import KeyType, VaultTransitKeyProvider, open_key_provider
 from pipeshield.keys._vault_auth import AppRoleAuth, JWTFileAuth, TokenAuth
+from tests.fixtures.outage_proxy import Injection, OutageProxy
 from tests.fixtures.processes import free_port
 from tests.fixtures.vault import AppRoleCredentials, VaultServer
 from tests.vault_emulator import KubernetesJWTIssuer
 
-Rule = Callable[[str, str], int | None]  # (method, path) -> status to inject, or None to forward
+VAULT_INTERNAL_ERROR = b'{"errors":["1 error occurred:\\n\\t* internal error\\n\\n"]}\n'
 
 
-class FaultProxy:
-    """Forwards HTTP to ``upstream``; ``rule`` may answer a request with an error status instead."""
-
-    def __init__(self, upstream: str) -> None:
-        target = urllib.parse.urlsplit(upstream)
-        self.requests: list[tuple[str, str, int]] = []
-        self.rule: Rule = lambda method, path: None
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def __getattr__(self, name: str) -> object:
-                if name.startswith("do_"):
-                    return self.forward
-                raise AttributeError(name)
-
-            def forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                injected = proxy.rule(self.command, self.path)
-                if injected is not None:
-                    status, headers, payload = injected, {"Content-Type": "application/json"}, \
-                        b'{"errors":["1 error occurred:\\n\\t* internal error\\n\\n"]}\n'
-                else:
-                    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                    forwarded = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                    connection.request(self.command, self.path, body=body or None, headers=forwarded)
-                    response = connection.getresponse()
-                    status, payload = response.status, response.read()
-                    headers = {k: v for k, v in response.getheaders() if k.lower() in ("content-type", "cache-control")}
-                    connection.close()
-                proxy.requests.append((self.command, self.path, status))
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.address = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def count(self, fragment: str) -> int:
-        return sum(1 for _, path, _ in self.requests if fragment in path)
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+def vault_errors(status_for: Callable[[str, str], int | None]) -> Injection:
+    """Answer with Vault's internal-error body at the status ``status_for(method, path)`` gives, if any."""
+    def injection(method: str, path: str) -> tuple[int, bytes] | None:
+        status = status_for(method, path)
+        return None if status is None else (status, VAULT_INTERNAL_ERROR)
+    return injection
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +42,8 @@ def transit(vault: VaultServer) -> str:
 
 
 @pytest.fixture
-def proxy(vault: VaultServer) -> Iterator[FaultProxy]:
-    with FaultProxy(vault.address) as running:
-        yield running
+def proxy(vault: VaultServer, outage_proxy: Callable[[str], OutageProxy]) -> OutageProxy:
+    return outage_proxy(vault.address)
 
 
 def _stage_role(vault: VaultServer, transit: str, key: str, **role: object) -> AppRoleCredentials:
@@ -114,11 +58,11 @@ path "{transit}/decrypt/{key}" {{ capabilities = ["update"] }}
 
 @pytest.mark.reliability("fault", "Vault login token expires mid-run",
                          "one transparent re-login; the operation succeeds")
-def test_expired_login_token_is_replaced_transparently(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
+def test_expired_login_token_is_replaced_transparently(vault: VaultServer, transit: str, proxy: OutageProxy) -> None:
     key = vault.unique("exp")
     VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit).create_key(key)
     creds = _stage_role(vault, transit, key, token_ttl="2s", token_max_ttl="2s")
-    with VaultTransitKeyProvider(proxy.address, AppRoleAuth(creds.role_id, creds.secret_id, mount=creds.mount),
+    with VaultTransitKeyProvider(proxy.url, AppRoleAuth(creds.role_id, creds.secret_id, mount=creds.mount),
                                  transit_mount=transit) as provider:
         data_key = provider.generate_data_key(key)
         first_token = provider._client.token
@@ -132,11 +76,11 @@ def test_expired_login_token_is_replaced_transparently(vault: VaultServer, trans
 
 @pytest.mark.reliability("fault", "Vault login token revoked mid-run",
                          "one re-login; the refused call is retried once and served")
-def test_revoked_login_token_triggers_one_relogin(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
+def test_revoked_login_token_triggers_one_relogin(vault: VaultServer, transit: str, proxy: OutageProxy) -> None:
     key = vault.unique("revoked")
     VaultTransitKeyProvider(vault.address, TokenAuth(vault.root_token), transit_mount=transit).create_key(key)
     creds = _stage_role(vault, transit, key)
-    with VaultTransitKeyProvider(proxy.address, AppRoleAuth(creds.role_id, creds.secret_id, mount=creds.mount),
+    with VaultTransitKeyProvider(proxy.url, AppRoleAuth(creds.role_id, creds.secret_id, mount=creds.mount),
                                  transit_mount=transit) as provider:
         data_key = provider.generate_data_key(key)
         vault.client().auth.token.revoke(provider._client.token)  # e.g. an operator revoked the lease
@@ -165,11 +109,11 @@ def test_unreachable_vault_fails_after_bounded_retries(caplog: pytest.LogCapture
 
 @pytest.mark.reliability("fault", "Vault answers 500, 502, 503, 504, then recovers",
                          "retried with backoff, then served")
-def test_server_errors_are_retried_then_succeed(vault: VaultServer, transit: str, proxy: FaultProxy) -> None:
+def test_server_errors_are_retried_then_succeed(vault: VaultServer, transit: str, proxy: OutageProxy) -> None:
     key = vault.unique("flaky")
     failures = iter([500, 502, 503, 504])
-    proxy.rule = lambda method, path: next(failures, None) if "/datakey/" in path else None
-    with VaultTransitKeyProvider(proxy.address, TokenAuth(vault.root_token), transit_mount=transit, retries=4,
+    proxy.answer_on(vault_errors(lambda method, path: next(failures, None) if "/datakey/" in path else None))
+    with VaultTransitKeyProvider(proxy.url, TokenAuth(vault.root_token), transit_mount=transit, retries=4,
                                  backoff=0.01) as provider:
         provider.create_key(key)
         data_key = provider.generate_data_key(key)
@@ -179,11 +123,11 @@ def test_server_errors_are_retried_then_succeed(vault: VaultServer, transit: str
 
 @pytest.mark.reliability("fault", "Vault keeps answering 500",
                          "ProviderUnavailableError after 3 attempts naming Vault's error")
-def test_persistent_server_errors_give_a_clear_error(vault: VaultServer, transit: str, proxy: FaultProxy,
+def test_persistent_server_errors_give_a_clear_error(vault: VaultServer, transit: str, proxy: OutageProxy,
                                                     reliability) -> None:
     key = vault.unique("down")
-    proxy.rule = lambda method, path: 500 if "/datakey/" in path else None
-    with VaultTransitKeyProvider(proxy.address, TokenAuth(vault.root_token), transit_mount=transit, retries=2,
+    proxy.answer_on(vault_errors(lambda method, path: 500 if "/datakey/" in path else None))
+    with VaultTransitKeyProvider(proxy.url, TokenAuth(vault.root_token), transit_mount=transit, retries=2,
                                  backoff=0.01) as provider:
         provider.create_key(key)
         with pytest.raises(ProviderUnavailableError, match="after 3 attempts.*internal error") as info:
