@@ -10,7 +10,9 @@ in a DAG tagged with one of ``PIPESHIELD_VERIFY_DEPLOY_TAGS``. The policy adds `
 
 The verify task checks what the deploy task is handed: every XCom its arguments take from upstream
 tasks (``deploy(fetch())``) must be a local model directory whose pipeshield signature verifies with the
-trusted keys, else it fails and the deploy task never runs. A task selected by operator class or by
+trusted keys, else it fails and the deploy task never runs. The deploy task itself verifies them again as
+the last step before it runs (:class:`~pipeshield.operators.verify_inputs.RecheckVerifiedInputs`) and refuses
+a model whose root digest differs from the one the verify task recorded. A task selected by operator class or by
 DAG tag that takes no XCom input is refused (there is nothing the policy could check); a task selected
 only by the marker, which the stage policy also uses for routing, is then left alone. A task whose inputs
 all come from :class:`~pipeshield.operators.verify_model.VerifyModelOperator` is already verified.
@@ -83,7 +85,7 @@ def _insert_verify(dag: Any, task: Any, *, required: bool) -> None:
     from airflow.exceptions import AirflowClusterPolicyViolation
     from airflow.sdk.definitions.xcom_arg import XComArg
 
-    from pipeshield.operators.verify_inputs import VerifyModelInputsOperator
+    from pipeshield.operators.verify_inputs import RecheckVerifiedInputs, VerifyModelInputsOperator
     from pipeshield.operators.verify_model import VerifyModelOperator
 
     if verify_task_id(task) in dag.task_dict:
@@ -109,3 +111,4 @@ def _insert_verify(dag: Any, task: Any, *, required: bool) -> None:
     for upstream in sorted(task.upstream_list, key=lambda t: t.task_id):
         upstream >> verify
     verify >> task
+    RecheckVerifiedInputs.attach(task, verify.task_id)

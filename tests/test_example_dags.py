@@ -204,3 +204,86 @@ def test_verify_policy_selects_deploy_tasks_idempotently_and_refuses_one_without
         task(lambda: None, task_id="roll_out", params={"pipeshield_stage": "deploy"})()
     dag_policy(routed_only)
     assert sorted(routed_only.task_dict) == ["roll_out"]
+
+
+RECHECK_DAG = '''
+import os
+import shutil
+from pathlib import Path
+
+from airflow.sdk import DAG, task
+
+
+def change_the_model(context):
+    """The DAG's own pre-execute step; it stands for anything that writes the model between the checks."""
+    copy = Path(os.environ["MODEL_COPY"])
+    if os.environ.get("FLIP_A_BYTE"):
+        weights = copy / "weights.json"
+        data = bytearray(weights.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        weights.write_bytes(bytes(data))
+    if os.environ.get("SWAP_IN"):  # another validly signed model
+        shutil.rmtree(copy)
+        shutil.copytree(os.environ["SWAP_IN"], copy, copy_function=shutil.copyfile)
+
+
+with DAG("recheck", schedule=None, tags=["deployment"]):
+    @task
+    def fetch() -> str:
+        shutil.rmtree(os.environ["MODEL_COPY"], ignore_errors=True)
+        return shutil.copytree(os.environ["MODEL_STORED"], os.environ["MODEL_COPY"], copy_function=shutil.copyfile)
+
+    @task(pre_execute=change_the_model)
+    def deploy(path: str) -> None:
+        Path(os.environ["DEPLOYED"]).write_text(path)
+
+    deploy(fetch())
+'''
+
+
+@pytest.mark.reliability("hostile input", "model changed between the verify policy's check and the deploy task "
+                         "[one byte; another validly signed model]",
+                         "the deploy task verifies again as its last pre-execute step and fails; deploy never runs")
+def test_deploy_task_verifies_its_model_again_right_before_it_runs(
+        dags_folder: Path, signed_registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], reliability) -> None:  # noqa: ANN001
+    """The verify policy's check runs as its own task; the deploy task re-verifies in its own process, after
+    its other pre-execute steps, so a model changed between the two tasks is refused and never deployed."""
+    from pipeshield.registry import register_signed_model
+    from tests.fixtures.signed_registry import MODEL_FILES, log_test_model
+
+    _use_signed_registry(signed_registry, monkeypatch)
+    monkeypatch.setenv("PIPESHIELD_VERIFY_DEPLOY_TAGS", "deployment")
+    client, name = signed_registry.client(), f"recheck-{uuid.uuid4().hex[:8]}"
+    stored = []
+    for weights in (MODEL_FILES["weights.json"], b'{"coef": [9.0, 9.0, 9.0], "intercept": 0.0}\n'):
+        with signed_registry.provider() as provider:
+            version = register_signed_model(log_test_model(client, {**MODEL_FILES, "weights.json": weights})[0], name,
+                                            provider=provider, key_name=signed_registry.key_name, client=client)
+        stored.append(signed_registry.artifact_path(client.get_model_version_download_uri(name, version.version)))
+    deployed = tmp_path / "deployed"
+    monkeypatch.setenv("MODEL_STORED", str(stored[0]))
+    monkeypatch.setenv("MODEL_COPY", str(tmp_path / "handed-over"))
+    monkeypatch.setenv("DEPLOYED", str(deployed))
+    (dags_folder / "recheck.py").write_text(RECHECK_DAG)
+    dag = load_dagbag(dags_folder).dags["recheck"]
+
+    run = dag.test()
+    assert _states(run) == {"fetch": "success", "pipeshield_verify__deploy": "success", "deploy": "success"}
+    assert deployed.read_text() == str(tmp_path / "handed-over")
+
+    deployed.unlink()
+    capsys.readouterr()
+    observed = []
+    for change, value, expected in (("FLIP_A_BYTE", "1", "changed: 'weights.json'"),
+                                    ("SWAP_IN", str(stored[1]), "a validly signed model but not the one verified")):
+        with monkeypatch.context() as scope:
+            scope.setenv(change, value)
+            run = dag.test()
+        output = "".join(capsys.readouterr())
+        assert _states(run) == {"fetch": "success", "pipeshield_verify__deploy": "success", "deploy": "failed"}
+        assert "model refused at deploy (verified again after 'pipeshield_verify__deploy')" in output
+        assert expected in output
+        assert not deployed.exists()
+        observed.append(f"{change}: verify task passed, deploy failed ({expected})")
+    reliability(observed="; ".join(observed))
