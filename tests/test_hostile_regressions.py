@@ -21,6 +21,18 @@ def test_yaml_tags_are_manifest_errors(text: str, reliability) -> None:
     reliability(observed=str(caught.value))
 
 
+@pytest.mark.reliability("hostile input", "stage manifest with a float where a duration or count is expected "
+                         "(found by make soak)", "ManifestError naming the line and field (was a TypeError)")
+@pytest.mark.parametrize(("field", "value", "problem"), [("token_ttl", "1.0", "invalid duration 1.0"),
+                                                         ("token_max_ttl", "3600.0", "invalid duration 3600.0")])
+def test_float_durations_are_manifest_errors(field: str, value: str, problem: str, reliability) -> None:
+    text = ("version: 1\nstages:\n  train:\n    auth: {approle: {}}\n"
+            f"    {field}: {value}\n    transit: {{data: [datakey]}}\n")
+    with pytest.raises(ManifestError, match=f"m.yaml:5: stages.train.{field}: {problem}") as caught:
+        parse_manifest(text, "m.yaml")
+    reliability(observed=str(caught.value))
+
+
 @pytest.mark.reliability("hostile input", "ML-BOM that is not JSON", "SignatureFormatError (was JSONDecodeError)")
 def test_bom_that_is_not_json(reliability) -> None:
     with pytest.raises(SignatureFormatError, match="ML-BOM is not JSON") as caught:

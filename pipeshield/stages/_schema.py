@@ -126,7 +126,17 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
-_VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+
+
+def _is_int(checker: Any, instance: Any) -> bool:
+    """JSON Schema counts 1.0 as an integer; the manifest's counts and durations are used as Python ints."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_int))
+_VALIDATOR = _Validator(SCHEMA)
 
 
 def validate(document: Any, lines: LineMap, source: str) -> None:
